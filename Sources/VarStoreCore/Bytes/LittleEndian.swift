@@ -1,0 +1,98 @@
+/// Bounded little-endian access to byte arrays.
+///
+/// Every parser in the core reads guest and flash bytes through these helpers, so a length or
+/// offset that points outside the buffer becomes `nil` / `false` instead of a trap. UEFI and
+/// the MM protocol are little-endian on every platform we serve (QEMU's LIMITATIONS.md).
+public enum LittleEndian {
+    /// Reads a `T` at `offset`, or nil if `offset ..< offset + size` is not inside `bytes`.
+    @inlinable
+    public static func load<T: FixedWidthInteger>(_: T.Type, from bytes: [UInt8], at offset: Int) -> T? {
+        let size = T.bitWidth / 8
+        guard offset >= 0, offset <= bytes.count, bytes.count - offset >= size else { return nil }
+        var value: T = 0
+        var index = size
+        while index > 0 {
+            index -= 1
+            value = (value << 8) | T(bytes[offset + index])
+        }
+        return value
+    }
+
+    /// Writes `value` at `offset`; returns false (and writes nothing) when it does not fit.
+    @inlinable
+    @discardableResult
+    public static func store<T: FixedWidthInteger>(_ value: T, into bytes: inout [UInt8], at offset: Int) -> Bool {
+        let size = T.bitWidth / 8
+        guard offset >= 0, offset <= bytes.count, bytes.count - offset >= size else { return false }
+        var remaining = value
+        for index in 0..<size {
+            bytes[offset + index] = UInt8(truncatingIfNeeded: remaining)
+            remaining = remaining >> 8
+        }
+        return true
+    }
+
+    /// Appends `value` in little-endian order.
+    @inlinable
+    public static func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
+        var remaining = value
+        for _ in 0..<(T.bitWidth / 8) {
+            bytes.append(UInt8(truncatingIfNeeded: remaining))
+            remaining = remaining >> 8
+        }
+    }
+}
+
+/// A cursor over a window of a byte array that never reads past the window's end.
+public struct ByteReader {
+    public let bytes: [UInt8]
+    public private(set) var offset: Int
+    public let end: Int
+
+    /// A reader over `bytes[start ..< end]`; the window is clamped to the array.
+    public init(_ bytes: [UInt8], start: Int = 0, end: Int? = nil) {
+        self.bytes = bytes
+        let clampedEnd = min(max(end ?? bytes.count, 0), bytes.count)
+        self.end = clampedEnd
+        self.offset = min(max(start, 0), clampedEnd)
+    }
+
+    public var remaining: Int { end - offset }
+
+    public mutating func read<T: FixedWidthInteger>(_ type: T.Type) -> T? {
+        let size = T.bitWidth / 8
+        guard remaining >= size, let value = LittleEndian.load(type, from: bytes, at: offset) else { return nil }
+        offset += size
+        return value
+    }
+
+    public mutating func readBytes(_ count: Int) -> [UInt8]? {
+        guard count >= 0, remaining >= count else { return nil }
+        let slice = Array(bytes[offset ..< offset + count])
+        offset += count
+        return slice
+    }
+
+    public mutating func skip(_ count: Int) -> Bool {
+        guard count >= 0, remaining >= count else { return false }
+        offset += count
+        return true
+    }
+}
+
+/// Overflow-checked arithmetic for lengths that come from hostile input.
+public enum CheckedSize {
+    /// `a + b`, or nil on overflow.
+    @inlinable
+    public static func add(_ a: UInt64, _ b: UInt64) -> UInt64? {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? nil : sum
+    }
+
+    /// `a + b + c`, or nil on overflow.
+    @inlinable
+    public static func add(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> UInt64? {
+        guard let ab = add(a, b) else { return nil }
+        return add(ab, c)
+    }
+}

@@ -1,0 +1,71 @@
+/// A variable name: UCS-2 code units without the terminating NUL.
+///
+/// Invariants: no code unit is NUL (the name ends at the first one) and none is a UTF-16
+/// surrogate (0xD800–0xDFFF), which UCS-2 cannot hold and QEMU's device rejects. The wire size
+/// (edk2 `StrSize`) is therefore always even: two bytes per unit plus the terminator.
+public struct VariableName: Hashable, Sendable {
+    public let codeUnits: [UInt16]
+
+    /// Why guest bytes are not a name.
+    public enum ParseError: Error, Equatable {
+        /// NameSize is smaller than one CHAR16 or odd.
+        case badSize
+        /// No NUL code unit within NameSize bytes.
+        case notTerminated
+        /// A UTF-16 surrogate code unit, which is not UCS-2.
+        case surrogate
+    }
+
+    /// The empty name, which starts a GetNextVariableName enumeration.
+    public static let empty = VariableName(validated: [])
+
+    private init(validated units: [UInt16]) { codeUnits = units }
+
+    /// Parses a NUL-terminated UCS-2LE name of `size` bytes at `offset`. The name ends at the
+    /// first NUL; anything after it inside `size` is ignored, as edk2's StrSize ignores it.
+    public static func parse(_ bytes: [UInt8], at offset: Int, size: UInt64) -> Result<VariableName, ParseError> {
+        guard size >= 2, size % 2 == 0 else { return .failure(.badSize) }
+        guard offset >= 0, offset <= bytes.count, UInt64(bytes.count - offset) >= size else {
+            return .failure(.notTerminated)
+        }
+        var units: [UInt16] = []
+        var position = offset
+        let end = offset + Int(size)
+        while position < end {
+            let unit = UInt16(bytes[position]) | UInt16(bytes[position + 1]) << 8
+            if unit == 0 { return .success(VariableName(validated: units)) }
+            if unit >= 0xD800 && unit <= 0xDFFF { return .failure(.surrogate) }
+            units.append(unit)
+            position += 2
+        }
+        return .failure(.notTerminated)
+    }
+
+    /// A name from code units; nil if any is NUL or a surrogate.
+    public init?(codeUnits units: [UInt16]) {
+        for unit in units where unit == 0 || (unit >= 0xD800 && unit <= 0xDFFF) { return nil }
+        codeUnits = units
+    }
+
+    /// A name from text; nil if a character lies outside the Basic Multilingual Plane or is NUL.
+    public init?(_ text: String) {
+        self.init(codeUnits: Array(text.utf16))
+    }
+
+    public var isEmpty: Bool { codeUnits.isEmpty }
+
+    /// Bytes on the wire including the terminating NUL (edk2 `StrSize`).
+    public var wireSize: Int { 2 * (codeUnits.count + 1) }
+
+    /// UCS-2LE bytes including the terminating NUL.
+    public var wireBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(wireSize)
+        for unit in codeUnits { LittleEndian.append(unit, to: &out) }
+        out += [0, 0]
+        return out
+    }
+
+    /// The name as text (UCS-2 is a subset of UTF-16 once surrogates are excluded).
+    public var text: String { String(decoding: codeUnits, as: UTF16.self) }
+}

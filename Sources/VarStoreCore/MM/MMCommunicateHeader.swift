@@ -1,0 +1,93 @@
+/// EFI_MM_COMMUNICATE_HEADER (PI spec, edk2 MdePkg/Include/Pi/PiMmCis.h), 24 bytes:
+/// HeaderGuid (16) selects the handler, MessageLength (u64) counts the bytes after the header.
+/// edk2 declares `Data[1]`, but the payload starts at offset 24.
+public enum MMCommunicateHeader {
+    public static let size = 24
+    public static let guidOffset = 0
+    public static let messageLengthOffset = 16
+}
+
+/// What a transport reports besides the reply bytes: whether a handler took the message.
+/// The MMIO device turns these into its CMD_STS values; the SVSM call into its result codes.
+public enum MMDispatchResult: Sendable, Equatable {
+    /// A handler processed the message; its answer (if any) is in the payload.
+    case handled
+    /// No handler for the header GUID (uefi-vars status 0x11).
+    case unsupportedHandler
+    /// The message is too short for the handler's own header (uefi-vars status 0x12).
+    case badBufferSize
+}
+
+/// Routes one MM message to its handler by header GUID.
+///
+/// The buffer is the transport's private copy of the request: the 24-byte header, then
+/// `capacity` bytes of which the first MessageLength came from the guest and the rest are zero.
+/// Handlers answer in place and never write past 24 + MessageLength, so the reply always has
+/// the request's length (QEMU's device and edk2's driver both rely on that).
+public enum MMDispatcher {
+    public static func dispatch(_ buffer: inout [UInt8], service: VariableService) -> MMDispatchResult {
+        guard buffer.count >= MMCommunicateHeader.size,
+              let guid = EFIGUID(wire: buffer, at: MMCommunicateHeader.guidOffset),
+              let messageLength = LittleEndian.load(UInt64.self, from: buffer, at: MMCommunicateHeader.messageLengthOffset),
+              let total = CheckedSize.add(UInt64(MMCommunicateHeader.size), messageLength),
+              total <= UInt64(buffer.count) else { return .badBufferSize }
+        var message = MMMessage(buffer: buffer, length: Int(messageLength))
+        buffer = []  // hand the only reference to the message, so edits do not copy 64 KiB
+        defer { buffer = message.buffer }
+        switch guid {
+        case .smmVariableProtocol:
+            return SMMVariableHandler.handle(&message, service: service)
+        case .varCheckPolicyHandler:
+            return VariablePolicyHandler.handle(&message, service: service)
+        case .endOfDxeEvent:
+            service.signalEndOfDxe()
+            return .handled
+        case .readyToBootEvent:
+            service.signalReadyToBoot()
+            return .handled
+        case .exitBootServicesEvent:
+            service.signalExitBootServices()
+            return .handled
+        default:
+            return .unsupportedHandler
+        }
+    }
+}
+
+/// One MM message being answered: the header, MessageLength bytes, zeros up to capacity.
+/// Offsets are absolute (from the start of the header), as the reference tables give them.
+struct MMMessage {
+    var buffer: [UInt8]
+    /// MessageLength: bytes after the header that belong to the message.
+    let length: Int
+
+    /// Bytes after the header that the buffer can hold (the transport's buffer size − 24).
+    var capacity: Int { buffer.count - MMCommunicateHeader.size }
+    /// One past the last byte of the message.
+    var end: Int { MMCommunicateHeader.size + length }
+
+    func u32(_ offset: Int) -> UInt32 { LittleEndian.load(UInt32.self, from: buffer, at: offset) ?? 0 }
+    func u64(_ offset: Int) -> UInt64 { LittleEndian.load(UInt64.self, from: buffer, at: offset) ?? 0 }
+    func guid(_ offset: Int) -> EFIGUID { EFIGUID(wire: buffer, at: offset) ?? EFIGUID(low: 0, high: 0) }
+
+    /// Writes stay inside the message: a reply never grows past the request.
+    mutating func setU8(_ value: UInt8, at offset: Int) {
+        guard offset >= 0, offset < end else { return }
+        buffer[offset] = value
+    }
+
+    mutating func setU32(_ value: UInt32, at offset: Int) {
+        guard offset >= 0, offset + 4 <= end else { return }
+        LittleEndian.store(value, into: &buffer, at: offset)
+    }
+
+    mutating func setU64(_ value: UInt64, at offset: Int) {
+        guard offset >= 0, offset + 8 <= end else { return }
+        LittleEndian.store(value, into: &buffer, at: offset)
+    }
+
+    mutating func setBytes(_ bytes: [UInt8], at offset: Int) {
+        guard offset >= 0, offset <= end, end - offset >= bytes.count else { return }
+        buffer.replaceSubrange(offset ..< offset + bytes.count, with: bytes)
+    }
+}

@@ -1,0 +1,216 @@
+/// The UEFI variable service: GetVariable, GetNextVariableName, SetVariable and
+/// QueryVariableInfo with edk2's semantics (MdeModulePkg/Universal/Variable/RuntimeDxe), on
+/// parsed, validated arguments. Transports parse guest bytes and call in here; this type
+/// never sees a raw buffer.
+///
+/// Where QEMU's uefi-vars device and edk2 disagree we follow edk2; spec/semantics.md lists
+/// each choice.
+public final class VariableService {
+    public let configuration: ServiceConfiguration
+    public private(set) var store = VariableStore()
+    public private(set) var quota: StorageQuota
+    public private(set) var phase = BootPhase()
+    /// Variables named by SMM LOCK_VARIABLE (edk2 RequestToLock): read-only after EndOfDxe.
+    private var lockedVariables: Set<VariableKey> = []
+    /// Increases whenever a non-volatile variable is created, changed or deleted, so a host
+    /// can persist after exactly the requests that changed persistent state.
+    public private(set) var nonVolatileChangeCount: UInt64 = 0
+
+    public init(configuration: ServiceConfiguration = ServiceConfiguration()) {
+        self.configuration = configuration
+        self.quota = StorageQuota(configuration: configuration)
+    }
+
+    // MARK: Loading and resets
+
+    /// Puts already-persisted variables into the store at power-on, in their stored order.
+    /// They were accepted by the service when written, so no SetVariable rules run again;
+    /// a later duplicate replaces an earlier one.
+    public func load(_ variables: [Variable]) {
+        for variable in variables {
+            if let old = store.remove(variable.key) { quota.subtract(old) }
+            store.insert(variable)
+            quota.add(variable)
+        }
+    }
+
+    /// A platform (hard) reset: volatile variables, locks and boot-phase flags are gone;
+    /// non-volatile variables stay.
+    public func platformReset() {
+        for variable in store.all where !variable.isNonVolatile {
+            store.remove(variable.key)
+            quota.subtract(variable)
+        }
+        lockedVariables = []
+        phase = BootPhase()
+    }
+
+    public var nonVolatileVariables: [Variable] { store.all.filter { $0.isNonVolatile } }
+
+    // MARK: Boot-phase events
+
+    public func signalEndOfDxe() { phase.signalEndOfDxe() }
+    public func signalReadyToBoot() { phase.signalReadyToBoot() }
+    public func signalExitBootServices() { phase.signalExitBootServices() }
+
+    /// After ExitBootServices only variables with RUNTIME_ACCESS exist for the caller.
+    private func isVisible(_ variable: Variable) -> Bool {
+        !phase.atRuntime || variable.attributes.contains(.runtimeAccess)
+    }
+
+    // MARK: GetVariable
+
+    public func getVariable(_ key: VariableKey) throws(EFIStatus) -> Variable {
+        // edk2 answers an empty name with EFI_NOT_FOUND (Variable.c: VariableServiceGetVariable).
+        guard !key.name.isEmpty, let variable = store.variable(for: key), isVisible(variable) else {
+            throw .notFound
+        }
+        return variable
+    }
+
+    // MARK: GetNextVariableName
+
+    /// The variable after `key` in enumeration order; an empty name starts the enumeration.
+    public func nextVariable(after key: VariableKey) throws(EFIStatus) -> Variable {
+        if key.name.isEmpty {
+            guard let first = store.first(where: isVisible) else { throw .notFound }
+            return first
+        }
+        // UEFI 2.10 §8.2: a name/GUID pair that does not exist is EFI_INVALID_PARAMETER;
+        // at runtime a boot-service-only variable does not exist for the caller.
+        if let current = store.variable(for: key), !isVisible(current) { throw .invalidParameter }
+        switch store.successor(of: key, where: isVisible) {
+        case .found(let next): return next
+        case .end: throw .notFound
+        case .missing: throw .invalidParameter
+        }
+    }
+
+    // MARK: SetVariable
+
+    /// SetVariable, with edk2's check order (VariableServiceSetVariable, then UpdateVariable).
+    /// The first failing check decides the status; a failed call changes nothing.
+    public func setVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8]) throws(EFIStatus) {
+        let attributes = VariableAttributes(rawValue: rawAttributes)
+        let significant = attributes.intersection(.mask)
+        let legacyAuth = attributes.contains(.authenticatedWriteAccess)
+
+        guard !key.name.isEmpty else { throw .invalidParameter }
+        guard VariableAttributes.acceptedBySetVariable.isSuperset(of: attributes) else { throw .invalidParameter }
+        if attributes.contains(.runtimeAccess) && !attributes.contains(.bootServiceAccess) {
+            throw legacyAuth ? .unsupported : .invalidParameter
+        }
+        if significant == .nonVolatile {
+            throw legacyAuth ? .unsupported : .invalidParameter
+        }
+        // Count-based AUTHENTICATED_WRITE_ACCESS is deprecated; edk2 answers every real use
+        // with EFI_UNSUPPORTED.
+        if legacyAuth { throw .unsupported }
+        if attributes.contains(.hardwareErrorRecord) && configuration.hardwareErrorStorageSize == 0 {
+            throw .invalidParameter
+        }
+        // Time-based authenticated writes need the Secure Boot verifier; until it exists they
+        // are refused rather than stored unverified.
+        if attributes.contains(.timeBasedAuthenticatedWriteAccess) { throw .writeProtected }
+
+        // edk2 checks the size limit (EFI_INVALID_PARAMETER, not OUT_OF_RESOURCES) before it
+        // looks the variable up.
+        let requestClass = StorageClass(attributes)
+        guard let requestCharge = quota.charge(nameSize: key.name.wireSize, dataSize: data.count),
+              requestCharge <= quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
+
+        if phase.endOfDxe && lockedVariables.contains(key) { throw .writeProtected }
+
+        let existing = store.variable(for: key)
+        if let existing {
+            if phase.atRuntime && !existing.attributes.contains(.runtimeAccess) { throw .writeProtected }
+            // A variable may not change its attributes; 0 (delete) and APPEND are exempt.
+            if rawAttributes != 0 && attributes.stored != existing.attributes { throw .invalidParameter }
+            // Deleting or rewriting an authenticated variable needs a signature.
+            if existing.attributes.contains(.timeBasedAuthenticatedWriteAccess) { throw .writeProtected }
+            // At runtime existing volatile variables are read-only (edk2 UpdateVariable).
+            if phase.atRuntime && !existing.isNonVolatile { throw .writeProtected }
+        }
+
+        let append = attributes.contains(.appendWrite)
+        let isDelete = (data.isEmpty && !append) || attributes.isDisjoint(with: [.bootServiceAccess, .runtimeAccess])
+        if isDelete {
+            guard let existing else { throw .notFound }
+            remove(existing)
+            return
+        }
+        // An empty append changes nothing, whether or not the variable exists.
+        if append && data.isEmpty { return }
+        if let existing, !append, existing.data == data { return }
+        if existing == nil && phase.atRuntime
+            && !attributes.isSuperset(of: [.nonVolatile, .bootServiceAccess, .runtimeAccess]) {
+            throw .invalidParameter
+        }
+
+        var newData = data
+        if append, let existing {
+            newData = existing.data + data
+            guard let appendedCharge = quota.charge(nameSize: key.name.wireSize, dataSize: newData.count),
+                  appendedCharge <= quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
+        }
+        let replacement = Variable(key: key, attributes: attributes, data: newData)
+        guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: requestClass) else {
+            throw .outOfResources
+        }
+        if let existing { remove(existing) }
+        store.insert(replacement)
+        quota.add(replacement)
+        if replacement.isNonVolatile { nonVolatileChangeCount &+= 1 }
+    }
+
+    private func remove(_ variable: Variable) {
+        store.remove(variable.key)
+        quota.subtract(variable)
+        if variable.isNonVolatile { nonVolatileChangeCount &+= 1 }
+    }
+
+    // MARK: QueryVariableInfo
+
+    public struct StorageInfo: Equatable, Sendable {
+        public var maximumVariableStorageSize: UInt64
+        public var remainingVariableStorageSize: UInt64
+        public var maximumVariableSize: UInt64
+
+        public init(maximumVariableStorageSize: UInt64, remainingVariableStorageSize: UInt64, maximumVariableSize: UInt64) {
+            self.maximumVariableStorageSize = maximumVariableStorageSize
+            self.remainingVariableStorageSize = remainingVariableStorageSize
+            self.maximumVariableSize = maximumVariableSize
+        }
+    }
+
+    /// QueryVariableInfo with edk2's check order (VariableServiceQueryVariableInfo); the
+    /// figures are those of the storage class the attributes select.
+    public func queryVariableInfo(attributes rawAttributes: UInt32) throws(EFIStatus) -> StorageInfo {
+        let attributes = VariableAttributes(rawValue: rawAttributes)
+        let significant = attributes.intersection(.mask)
+        guard rawAttributes != 0 else { throw .invalidParameter }
+        if attributes.contains(.authenticatedWriteAccess) { throw .unsupported }
+        if significant.isEmpty { throw .unsupported }
+        if significant == .nonVolatile { throw .invalidParameter }
+        if attributes.contains(.runtimeAccess) && !attributes.contains(.bootServiceAccess) { throw .invalidParameter }
+        if phase.atRuntime && !attributes.contains(.runtimeAccess) { throw .invalidParameter }
+        if attributes.contains(.hardwareErrorRecord) {
+            if !attributes.contains(.nonVolatile) { throw .invalidParameter }
+            if configuration.hardwareErrorStorageSize == 0 { throw .unsupported }
+        }
+        let storageClass = StorageClass(attributes)
+        return StorageInfo(maximumVariableStorageSize: quota.capacity(storageClass),
+                           remainingVariableStorageSize: quota.remaining(storageClass),
+                           maximumVariableSize: quota.largestNewVariable(storageClass))
+    }
+
+    // MARK: LOCK_VARIABLE
+
+    /// edk2 EDKII_VARIABLE_LOCK_PROTOCOL.RequestToLock: allowed only before EndOfDxe; the
+    /// variable becomes read-only once EndOfDxe is signalled.
+    public func lockVariable(_ key: VariableKey) throws(EFIStatus) {
+        if phase.endOfDxe { throw .accessDenied }
+        guard !key.name.isEmpty else { throw .invalidParameter }
+        lockedVariables.insert(key)
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import VarStoreCore
+
+/// `varstore bench`: per-request costs through the MMIO transport (DMA mode), measured on
+/// this machine in this run. The `--json` keys are a contract; later issues only add keys.
+public struct Benchmark {
+    public struct Report: Sendable {
+        public var getVariableHitNanoseconds: Double = 0
+        public var getVariableMissNanoseconds: Double = 0
+        public var setVariableVolatileNanoseconds: Double = 0
+        public var setVariableNonVolatileNanoseconds: Double = 0
+        /// Per-call GetNextVariableName cost of a full enumeration, by store size.
+        public var getNextNanoseconds: [Int: Double] = [:]
+        public var requestsPerSecond: Double = 0
+    }
+
+    public static let storeSizes = [100, 1_000, 10_000]
+    public var iterations: Int
+
+    public init(iterations: Int = 20_000) {
+        self.iterations = iterations
+    }
+
+    /// A service, device and DMA client over plain simulated RAM (no text protocol).
+    struct Rig {
+        let service: VariableService
+        let client: MMClient
+
+        init(variables: Int) {
+            var configuration = ServiceConfiguration()
+            configuration.volatileStorageSize = 64 << 20
+            configuration.nonVolatileStorageSize = 64 << 20
+            service = VariableService(configuration: configuration)
+            let ram = SparseGuestRAM(size: 64 << 20)
+            let device = UEFIVarsDevice(service: service, memory: ram)
+            client = MMClient(bus: MMClient.Bus(
+                read: { device.mmioRead(offset: $0 - UEFIVarsRegister.x86BaseAddress, size: $1) },
+                write: { device.mmioWrite(offset: $0 - UEFIVarsRegister.x86BaseAddress, size: $1, value: $2) },
+                readBytes: { (try? ram.bytes(at: $0, count: $1)) ?? [] },
+                writeBytes: { try? ram.store($1, at: $0) }))
+            _ = client.initialize()
+            for index in 0..<variables {
+                try? service.setVariable(Rig.key(index), attributes: 0x06, data: [UInt8(index & 0xFF), 1, 2, 3])
+            }
+        }
+
+        static let vendor = EFIGUID(0x6a3f_5b2e, 0x1c4d, 0x4e8f, 0x9a, 0x0b, 0x1c, 0x2d, 0x3e, 0x4f, 0x50, 0x61)
+
+        static func key(_ index: Int) -> VariableKey {
+            VariableKey(guid: vendor, name: VariableName("BenchVar\(index)")!)
+        }
+    }
+
+    private func measure(_ count: Int, _ body: (Int) -> Void) -> Double {
+        let clock = ContinuousClock()
+        let start = clock.now
+        for index in 0..<count { body(index) }
+        let elapsed = clock.now - start
+        let nanoseconds = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+        return nanoseconds / Double(count)
+    }
+
+    public func run() -> Report {
+        var report = Report()
+        for size in Self.storeSizes {
+            let rig = Rig(variables: size)
+            // Several passes so small stores are timed over enough calls.
+            let passes = max(1, 20_000 / size)
+            var calls = 0
+            let perPass = measure(passes) { _ in calls += rig.client.enumerate().count + 1 }
+            report.getNextNanoseconds[size] = perPass * Double(passes) / Double(calls)
+        }
+
+        let rig = Rig(variables: Self.storeSizes.last!)
+        let large = Self.storeSizes.last!
+        report.getVariableHitNanoseconds = measure(iterations) { index in
+            let key = Rig.key(index % large)
+            _ = rig.client.getVariable(key.name, key.guid, dataSize: 64)
+        }
+        report.getVariableMissNanoseconds = measure(iterations) { index in
+            _ = rig.client.getVariable(VariableName("Missing\(index)")!, Rig.vendor, dataSize: 64)
+        }
+        let volatileName = VariableName("BenchVolatile")!
+        report.setVariableVolatileNanoseconds = measure(iterations) { index in
+            _ = rig.client.setVariable(volatileName, Rig.vendor, attributes: 0x06, data: [UInt8(index & 0xFF), 0, 0, 0])
+        }
+        let persistentName = VariableName("BenchNonVolatile")!
+        report.setVariableNonVolatileNanoseconds = measure(iterations) { index in
+            _ = rig.client.setVariable(persistentName, Rig.vendor, attributes: 0x07, data: [UInt8(index & 0xFF), 0, 0, 0])
+        }
+        // A mix a booting firmware produces: mostly reads, some enumeration, some writes.
+        let mixed = measure(iterations) { index in
+            let key = Rig.key(index % large)
+            switch index % 4 {
+            case 0, 1: _ = rig.client.getVariable(key.name, key.guid, dataSize: 64)
+            case 2: _ = rig.client.getNextVariableName(after: key.name, key.guid)
+            default: _ = rig.client.setVariable(volatileName, Rig.vendor, attributes: 0x06, data: [UInt8(index & 0xFF)])
+            }
+        }
+        report.requestsPerSecond = 1e9 / mixed
+        return report
+    }
+
+    public static func json(_ report: Report) -> String {
+        func number(_ value: Double) -> String { String(Int(value.rounded())) }
+        var getNext: [String] = []
+        for size in storeSizes { getNext.append("\"\(size)\": \(number(report.getNextNanoseconds[size] ?? 0))") }
+        return "{\"getvariable_hit_ns\": \(number(report.getVariableHitNanoseconds)), "
+            + "\"getvariable_miss_ns\": \(number(report.getVariableMissNanoseconds)), "
+            + "\"setvariable_volatile_ns\": \(number(report.setVariableVolatileNanoseconds)), "
+            + "\"setvariable_nv_ns\": \(number(report.setVariableNonVolatileNanoseconds)), "
+            + "\"getnext_ns\": {\(getNext.joined(separator: ", "))}, "
+            + "\"requests_per_second\": \(number(report.requestsPerSecond))}"
+    }
+
+    public static func table(_ report: Report) -> String {
+        func row(_ label: String, _ value: Double, _ unit: String = "ns/call") -> String {
+            label.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: "%12.0f %@", value, unit)
+        }
+        var lines = ["uefi-vars MMIO transport, DMA mode (\(storeSizes.last!) variables for Get/Set)"]
+        lines.append(row("GetVariable, hit", report.getVariableHitNanoseconds))
+        lines.append(row("GetVariable, miss", report.getVariableMissNanoseconds))
+        lines.append(row("SetVariable, volatile", report.setVariableVolatileNanoseconds))
+        lines.append(row("SetVariable, non-volatile (in memory)", report.setVariableNonVolatileNanoseconds))
+        for size in storeSizes {
+            lines.append(row("GetNextVariableName, full walk of \(size)", report.getNextNanoseconds[size] ?? 0))
+        }
+        if let small = report.getNextNanoseconds[storeSizes.first!], let big = report.getNextNanoseconds[storeSizes.last!], small > 0 {
+            lines.append(row("  ratio \(storeSizes.last!) / \(storeSizes.first!) (target <= 1.5)", big / small, "x"))
+        }
+        lines.append(row("Mixed requests", report.requestsPerSecond, "requests/s"))
+        return lines.joined(separator: "\n")
+    }
+}
