@@ -1,0 +1,75 @@
+import Testing
+@testable import VarStoreCore
+
+/// SMM GET_NEXT_VARIABLE_NAME (function 2).
+@Suite struct GetNextVariableNameTests {
+    @Test func enumeratesEveryVariableOnceInInsertionOrder() {
+        let rig = Rig()
+        for name in ["One", "Two", "Three"] { _ = rig.set(name, attributes: Attr.bsRt, data: [1]) }
+        _ = rig.set("G", guid: WireGUID.global, attributes: Attr.bsRt, data: [1])
+        #expect(rig.names() == ["One", "Two", "Three", "G"])
+    }
+
+    @Test func updatedVariableMovesToTheEndButAnIdenticalWriteDoesNot() {
+        let rig = Rig()
+        for name in ["A", "B", "C"] { _ = rig.set(name, attributes: Attr.bsRt, data: [1]) }
+        _ = rig.set("A", attributes: Attr.bsRt, data: [1])
+        #expect(rig.names() == ["A", "B", "C"])
+        _ = rig.set("A", attributes: Attr.bsRt, data: [2])
+        #expect(rig.names() == ["B", "C", "A"])
+    }
+
+    @Test func emptyStoreIsNotFound() {
+        #expect(Rig().next(after: "").status == Status.notFound)
+    }
+
+    @Test func lastVariableIsFollowedByNotFound() {
+        let rig = Rig()
+        _ = rig.set("Only", attributes: Attr.bsRt, data: [1])
+        #expect(rig.next(after: "Only").status == Status.notFound)
+    }
+
+    @Test func unknownPreviousNameIsInvalidParameter() {
+        let rig = Rig()
+        _ = rig.set("Only", attributes: Attr.bsRt, data: [1])
+        #expect(rig.next(after: "Other").status == Status.invalidParameter)
+        #expect(rig.next(after: "Only", guid: WireGUID.global).status == Status.invalidParameter)
+    }
+
+    @Test func smallOutputBufferReportsTheNeededSize() {
+        let rig = Rig()
+        _ = rig.set("LongerName", attributes: Attr.bsRt, data: [1])
+        // The UEFI SCT starts with NameSize 2 and an empty name.
+        let small = rig.next(after: "", bufferSize: 2)
+        #expect(small.status == Status.bufferTooSmall)
+        #expect(small.nameSize == UInt64(ucs2("LongerName").count))
+        let exact = rig.next(after: "", bufferSize: UInt64(ucs2("LongerName").count))
+        #expect(exact.status == Status.success && exact.name == "LongerName")
+        #expect(exact.guid == WireGUID.vendor)
+    }
+
+    @Test func previousNameMustBeTerminatedWithinNameSize() {
+        let rig = Rig()
+        _ = rig.set("AB", attributes: Attr.bsRt, data: [1])
+        // NameSize 4 covers "AB" but not its NUL.
+        #expect(rig.call(2, nextName(nameSize: 4, name: ucs2("AB"))).status == Status.invalidParameter)
+        #expect(rig.call(2, nextName(nameSize: 0, name: [])).status == Status.invalidParameter)
+    }
+
+    @Test func lengthFramingBoundaries() {
+        let rig = Rig()
+        #expect(rig.call(2, Array(nextName(nameSize: 0, name: []).prefix(23))).status == Status.badBufferSize)
+        #expect(rig.call(2, nextName(nameSize: 6, name: [0, 0, 0, 0])).status == Status.badBufferSize)
+        #expect(rig.call(2, nextName(nameSize: UInt64.max, name: [0, 0])).status == Status.outOfResources)
+        #expect(rig.call(2, nextName(nameSize: UInt64.max - 39, name: [0, 0])).status == Status.outOfResources)
+    }
+
+    @Test func deletingDuringEnumerationKeepsTheRestReachable() {
+        let rig = Rig()
+        for name in ["A", "B", "C"] { _ = rig.set(name, attributes: Attr.bsRt, data: [1]) }
+        #expect(rig.next(after: "A").name == "B")
+        _ = rig.set("B", attributes: Attr.bsRt, data: [])
+        #expect(rig.next(after: "A").name == "C")
+        #expect(rig.next(after: "B").status == Status.invalidParameter)
+    }
+}
