@@ -10,13 +10,21 @@ import Testing
         #expect(rig.names() == ["One", "Two", "Three", "G"])
     }
 
-    @Test func updatedVariableMovesToTheEndButAnIdenticalWriteDoesNot() {
+    @Test func everySuccessfulWriteMovesTheVariableToTheEnd() {
+        // QEMU's device order, which the recorded OVMF boots depend on: an update, even one
+        // with identical data, and a re-creation after a delete both enumerate last.
         let rig = Rig()
         for name in ["A", "B", "C"] { _ = rig.set(name, attributes: Attr.bsRt, data: [1]) }
         _ = rig.set("A", attributes: Attr.bsRt, data: [1])
-        #expect(rig.names() == ["A", "B", "C"])
-        _ = rig.set("A", attributes: Attr.bsRt, data: [2])
         #expect(rig.names() == ["B", "C", "A"])
+        _ = rig.set("B", attributes: Attr.bsRt, data: [2])
+        #expect(rig.names() == ["C", "A", "B"])
+        _ = rig.set("C", attributes: Attr.bsRt, data: [])
+        _ = rig.set("C", attributes: Attr.bsRt, data: [3])
+        #expect(rig.names() == ["A", "B", "C"])
+        // A failed write leaves the order alone.
+        _ = rig.set("A", attributes: Attr.nvBsRt, data: [1])
+        #expect(rig.names() == ["A", "B", "C"])
     }
 
     @Test func emptyStoreIsNotFound() {

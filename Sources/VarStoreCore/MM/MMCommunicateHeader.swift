@@ -86,6 +86,13 @@ struct MMMessage {
         LittleEndian.store(value, into: &buffer, at: offset)
     }
 
+    /// Writes the part of `bytes` that lies inside the message.
+    mutating func setBytesClipped(_ bytes: [UInt8], at offset: Int) {
+        guard offset >= 0, offset < end else { return }
+        let count = min(bytes.count, end - offset)
+        buffer.replaceSubrange(offset ..< offset + count, with: bytes[0 ..< count])
+    }
+
     mutating func setBytes(_ bytes: [UInt8], at offset: Int) {
         guard offset >= 0, offset <= end, end - offset >= bytes.count else { return }
         buffer.replaceSubrange(offset ..< offset + bytes.count, with: bytes)

@@ -141,7 +141,13 @@ public final class VariableService {
         }
         // An empty append changes nothing, whether or not the variable exists.
         if append && data.isEmpty { return }
-        if let existing, !append, existing.data == data { return }
+        if let existing, !append, existing.data == data {
+            // edk2 skips the flash write; QEMU still moves the variable to the end of the
+            // enumeration order, and we keep QEMU's order (spec/semantics.md).
+            store.insert(existing)
+            if existing.isNonVolatile { nonVolatileChangeCount &+= 1 }
+            return
+        }
         if existing == nil && phase.atRuntime
             && !attributes.isSuperset(of: [.nonVolatile, .bootServiceAccess, .runtimeAccess]) {
             throw .invalidParameter
