@@ -1,0 +1,139 @@
+// libFuzzer target: arbitrary guest behaviour against the uefi-vars device and the MM
+// dispatcher. Built by .ci/fuzz with `swiftc -sanitize=fuzzer,address` from the core's sources
+// (it is not a SwiftPM target: libFuzzer supplies `main`).
+//
+// The input is a little program: each step picks a guest action (register write, register
+// read, DMA request, PIO request, raw dispatch) and takes its operands from the bytes that
+// follow. After every step the harness checks invariants a crash-free run could still break.
+
+struct FuzzMemory: GuestMemory {
+    static let base: UInt64 = 0x10000
+    var bytes = [UInt8](repeating: 0xA5, count: 0x30000)
+
+    mutating func read(_ address: UInt64, into buffer: inout [UInt8], at offset: Int, count: Int) throws(GuestMemoryError) {
+        guard address >= Self.base, address - Self.base <= UInt64(bytes.count),
+              UInt64(count) <= UInt64(bytes.count) - (address - Self.base) else { throw .outOfRange(address: address) }
+        let start = Int(address - Self.base)
+        buffer.replaceSubrange(offset ..< offset + count, with: bytes[start ..< start + count])
+    }
+
+    mutating func write(_ address: UInt64, from buffer: [UInt8], range: Range<Int>) throws(GuestMemoryError) {
+        guard address >= Self.base, address - Self.base <= UInt64(bytes.count),
+              UInt64(range.count) <= UInt64(bytes.count) - (address - Self.base) else { throw .outOfRange(address: address) }
+        let start = Int(address - Self.base)
+        bytes.replaceSubrange(start ..< start + range.count, with: buffer[range])
+    }
+}
+
+struct Input {
+    let bytes: [UInt8]
+    var position = 0
+    var atEnd: Bool { position >= bytes.count }
+
+    mutating func byte() -> UInt8 {
+        guard position < bytes.count else { return 0 }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    mutating func u16() -> UInt16 { UInt16(byte()) | UInt16(byte()) << 8 }
+    mutating func u64() -> UInt64 { (0..<8).reduce(UInt64(0)) { value, index in value | UInt64(byte()) << (8 * UInt64(index)) } }
+
+    mutating func take(_ count: Int) -> [UInt8] {
+        let end = min(bytes.count, position + count)
+        defer { position = end }
+        return Array(bytes[position ..< end])
+    }
+}
+
+func checkInvariants(_ service: VariableService) {
+    // The quota is the sum of what the stored variables are charged, per class.
+    var used: [StorageClass: UInt64] = [.nonVolatile: 0, .volatile: 0, .hardwareError: 0]
+    for variable in service.store.all {
+        used[StorageClass(variable.attributes), default: 0] += service.quota.charge(variable)
+        precondition(!variable.attributes.contains(.appendWrite), "APPEND_WRITE stored")
+        precondition(!variable.name.isEmpty, "empty name stored")
+    }
+    for storageClass in [StorageClass.nonVolatile, .volatile, .hardwareError] {
+        precondition(service.quota.used(storageClass) == used[storageClass], "quota drifted")
+    }
+    precondition(service.store.count == service.store.all.count, "index and order disagree")
+}
+
+extension StorageClass: Hashable {}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    var input = Input(bytes: Array(UnsafeBufferPointer(start: data, count: size)))
+    var configuration = ServiceConfiguration()
+    configuration.volatileStorageSize = 0x2000
+    configuration.nonVolatileStorageSize = 0x2000
+    let service = VariableService(configuration: configuration)
+    service.load([
+        Variable(key: VariableKey(guid: .globalVariable, name: VariableName("Boot0000")!),
+                 attributes: [.nonVolatile, .bootServiceAccess, .runtimeAccess], data: [1, 2, 3]),
+        Variable(key: VariableKey(guid: .imageSecurityDatabase, name: VariableName("db")!),
+                 attributes: [.nonVolatile, .bootServiceAccess, .runtimeAccess, .timeBasedAuthenticatedWriteAccess],
+                 data: [4], timestamp: .zero),
+    ])
+    let device = UEFIVarsDevice(service: service, memory: FuzzMemory(), usePIO: input.byte() & 1 == 1)
+    let bufferAddress = FuzzMemory.base + 0x1000
+    device.mmioWrite(offset: 0x04, size: 4, value: 0x10000)
+    device.mmioWrite(offset: 0x08, size: 4, value: bufferAddress)
+
+    var steps = 0
+    while !input.atEnd && steps < 64 {
+        steps += 1
+        switch input.byte() % 6 {
+        case 0:
+            let offset = UInt64(input.byte() % 0x24)
+            let size = [1, 2, 4, 8][Int(input.byte() % 4)]
+            device.mmioWrite(offset: offset, size: size, value: input.u64())
+        case 1:
+            let offset = UInt64(input.byte() % 0x24)
+            _ = device.mmioRead(offset: offset, size: [1, 2, 4, 8][Int(input.byte() % 4)])
+        case 2, 3:
+            // A DMA request: a real header GUID most of the time, then the fuzzer's bytes.
+            let guids: [EFIGUID] = [.smmVariableProtocol, .varCheckPolicyHandler, .endOfDxeEvent, .exitBootServicesEvent]
+            let selector = input.byte()
+            let length = Int(input.u16())
+            var message = selector < 200 ? guids[Int(selector) % guids.count].wireBytes : input.take(16)
+            message += input.take(8 + length)
+            let start = Int(bufferAddress - FuzzMemory.base)
+            device.memory.bytes.replaceSubrange(start ..< start + message.count, with: message)
+            let written = device.memory.bytes
+            device.mmioWrite(offset: 0x02, size: 2, value: 2)
+            // Nothing outside the request's own bytes may change in guest memory.
+            // MessageLength as the device finds it in guest memory (a short message leaves an
+            // earlier request's bytes in place).
+            let declared = LittleEndian.load(UInt64.self, from: written, at: start + 16).flatMap { CheckedSize.add($0, 24) } ?? 0
+            let limit = min(start + max(Int(min(declared, 0x10000)), message.count), written.count)
+            precondition(device.memory.bytes[..<start] == written[..<start], "wrote before the request")
+            precondition(device.memory.bytes[limit...] == written[limit...], "wrote past the request")
+        case 4:
+            // A PIO request streamed through the window.
+            let words = input.take(Int(input.u16() % 512) * 4)
+            device.mmioWrite(offset: 0x02, size: 2, value: 4)
+            var index = 0
+            while index + 4 <= words.count {
+                let value = UInt64(words[index]) | UInt64(words[index + 1]) << 8 | UInt64(words[index + 2]) << 16 | UInt64(words[index + 3]) << 24
+                device.mmioWrite(offset: 0x10, size: 4, value: value)
+                index += 4
+            }
+            _ = device.mmioRead(offset: 0x18, size: 4)
+            device.mmioWrite(offset: 0x02, size: 2, value: 3)
+            device.mmioWrite(offset: 0x02, size: 2, value: 4)
+            for _ in 0 ..< words.count / 4 { _ = device.mmioRead(offset: 0x10, size: 4) }
+        default:
+            // The dispatcher on a buffer of any capacity, as another transport might hand it.
+            let capacity = Int(input.u16() % 4096)
+            var buffer = input.take(24 + capacity)
+            buffer += [UInt8](repeating: 0, count: 24 + capacity - buffer.count)
+            let length = buffer.count
+            _ = MMDispatcher.dispatch(&buffer, service: service)
+            precondition(buffer.count == length, "dispatch changed the buffer size")
+        }
+        checkInvariants(service)
+    }
+    return 0
+}
