@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""End-to-end: drive `varstore qtest --json FILE` through its stdin/stdout exactly as an
+external harness would drive `qemu-system-x86_64 -qtest stdio -device uefi-vars-x64,jsonfile=`.
+
+Request bytes are built here from the reference layouts (mm-protocol.md §2), independently of
+the Swift code. Usage: session.py PATH-TO-varstore
+"""
+import json, os, struct, subprocess, sys, tempfile, uuid
+
+DEVICE = 0xFEF10000
+BUFFER = 0x100000
+SMM_VARIABLE = uuid.UUID("ed32d533-99e6-4209-9cc0-2d72cdd998a7").bytes_le
+VENDOR = uuid.UUID("3f1b2a4c-5d6e-4f70-8192-a3b4c5d6e7f8")
+NOT_FOUND = 0x800000000000000E
+INVALID_PARAMETER = 0x8000000000000002
+
+class QTest:
+    def __init__(self, binary, *args):
+        self.proc = subprocess.Popen([binary, "qtest", *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline().rstrip("\n")
+        return reply
+
+    def expect(self, line, reply):
+        got = self.send(line)
+        assert got == reply, f"{line!r}: expected {reply!r}, got {got!r}"
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+def ucs2(name):
+    return name.encode("utf-16-le") + b"\0\0"
+
+def init(q):
+    q.expect(f"readw {DEVICE:#x}", "OK 0x0000000000000ef1")
+    q.expect(f"writew {DEVICE + 2:#x} 0x1", "OK")
+    q.expect(f"readw {DEVICE + 2:#x}", "OK 0x0000000000000000")
+    q.expect(f"writel {DEVICE + 4:#x} 0x10000", "OK")
+    q.expect(f"writel {DEVICE + 8:#x} {BUFFER:#x}", "OK")
+    q.expect(f"writel {DEVICE + 0xc:#x} 0x0", "OK")
+
+def mm(q, function, body):
+    payload = struct.pack("<QQ", function, 0) + body
+    request = SMM_VARIABLE + struct.pack("<Q", len(payload)) + payload
+    q.expect(f"write {BUFFER:#x} {len(request)} 0x{request.hex()}", "OK")
+    q.expect(f"writew {DEVICE + 2:#x} 0x2", "OK")
+    q.expect(f"readw {DEVICE + 2:#x}", "OK 0x0000000000000000")
+    reply = q.send(f"read {BUFFER:#x} {len(request)}")
+    assert reply.startswith("OK 0x"), reply
+    data = bytes.fromhex(reply[5:])
+    return struct.unpack_from("<Q", data, 32)[0], data
+
+def set_variable(q, name, attributes, data, guid=VENDOR):
+    n = ucs2(name)
+    body = guid.bytes_le + struct.pack("<QQI", len(data), len(n), attributes) + n + data
+    return mm(q, 3, body)[0]
+
+def get_variable(q, name, size=64, guid=VENDOR):
+    n = ucs2(name)
+    body = guid.bytes_le + struct.pack("<QQI", size, len(n), 0) + n + bytes(size)
+    status, data = mm(q, 1, body)
+    length, = struct.unpack_from("<Q", data, 56)
+    attributes, = struct.unpack_from("<I", data, 72)
+    return status, attributes, data[76 + len(n):76 + len(n) + length] if status == 0 else b""
+
+def enumerate_names(q):
+    names, name, guid = [], "", uuid.UUID(int=0)
+    while True:
+        n = ucs2(name) if name else b"\0\0"
+        body = guid.bytes_le + struct.pack("<Q", 512) + n + bytes(512 - len(n))
+        status, data = mm(q, 2, body)
+        if status != 0:
+            assert status == NOT_FOUND, hex(status)
+            return names
+        size, = struct.unpack_from("<Q", data, 56)
+        name = data[64:64 + size - 2].decode("utf-16-le")
+        guid = uuid.UUID(bytes_le=data[40:56])
+        names.append(name)
+
+def query(q, attributes):
+    status, data = mm(q, 4, struct.pack("<QQQI", 0, 0, 0, attributes))
+    return (status,) + struct.unpack_from("<QQQ", data, 40)
+
+def main(binary):
+    store = os.path.join(tempfile.mkdtemp(prefix="varstore-qtest-"), "vars.json")
+    q = QTest(binary, "--json", store)
+    init(q)
+    assert set_variable(q, "Greeting", 7, b"hello") == 0
+    assert set_variable(q, "Scratch", 6, b"\x01\x02") == 0
+    assert set_variable(q, "Greeting", 7 | 0x40, b" world") == 0
+    assert get_variable(q, "Greeting") == (0, 7, b"hello world")
+    assert get_variable(q, "Missing")[0] == NOT_FOUND
+    assert set_variable(q, "Greeting", 6, b"x") == INVALID_PARAMETER
+    assert enumerate_names(q) == ["Scratch", "Greeting"], enumerate_names(q)
+    status, maximum, remaining, largest = query(q, 7)
+    assert status == 0 and maximum == 0x40000 and remaining == 0x40000 - (60 + 18 + 11), (maximum, remaining)
+    # The JSON file already holds the non-volatile variable, and only it.
+    saved = json.load(open(store))
+    assert saved["version"] == 2
+    assert [(v["name"], v["attr"], v["data"]) for v in saved["variables"]] == [("Greeting", 7, b"hello world".hex())]
+    assert set_variable(q, "Scratch", 6, b"") == 0
+    assert set_variable(q, "Scratch", 6, b"") == NOT_FOUND
+    assert enumerate_names(q) == ["Greeting"]
+    # A killed simulator restarts from the file: NV survives, volatile does not.
+    assert set_variable(q, "Volatile", 6, b"v") == 0
+    q.kill()
+    q = QTest(binary, "--json", store)
+    init(q)
+    assert get_variable(q, "Greeting") == (0, 7, b"hello world")
+    assert get_variable(q, "Volatile")[0] == NOT_FOUND
+    assert set_variable(q, "Greeting", 7, b"") == 0
+    q.proc.stdin.close()
+    q.proc.wait()
+    assert json.load(open(store))["variables"] == []
+    # A malformed store is refused with a message naming the problem, and left untouched.
+    with open(store, "w") as f:
+        f.write('{"version": 2, "variables": [{"guid": "nope", "name": "A", "attr": 7, "data": "00"}]}')
+    bad = subprocess.run([binary, "qtest", "--json", store], input="", capture_output=True, text=True)
+    assert bad.returncode != 0 and "variables[0].guid 'nope' is not a GUID" in bad.stderr, bad.stderr
+    assert "nope" in open(store).read()
+    print("qtest session: every check passed")
+
+if __name__ == "__main__":
+    main(sys.argv[1])
