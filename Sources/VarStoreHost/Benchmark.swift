@@ -114,8 +114,8 @@ public struct Benchmark {
     }
 
     public static func table(_ report: Report) -> String {
-        func row(_ label: String, _ value: Double, _ unit: String = "ns/call") -> String {
-            label.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: "%12.0f %@", value, unit)
+        func row(_ label: String, _ value: Double, _ unit: String = "ns/call", decimals: Int = 0) -> String {
+            label.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: "%12.\(decimals)f ", value) + unit
         }
         var lines = ["uefi-vars MMIO transport, DMA mode (\(storeSizes.last!) variables for Get/Set)"]
         lines.append(row("GetVariable, hit", report.getVariableHitNanoseconds))
@@ -126,7 +126,7 @@ public struct Benchmark {
             lines.append(row("GetNextVariableName, full walk of \(size)", report.getNextNanoseconds[size] ?? 0))
         }
         if let small = report.getNextNanoseconds[storeSizes.first!], let big = report.getNextNanoseconds[storeSizes.last!], small > 0 {
-            lines.append(row("  ratio \(storeSizes.last!) / \(storeSizes.first!) (target <= 1.5)", big / small, "x"))
+            lines.append(row("  ratio \(storeSizes.last!) / \(storeSizes.first!) (target <= 1.5)", big / small, "x", decimals: 2))
         }
         lines.append(row("Mixed requests", report.requestsPerSecond, "requests/s"))
         return lines.joined(separator: "\n")

@@ -15,14 +15,40 @@ import Testing
         #expect(store.count == 3)
     }
 
-    @Test func successorFollowsLinksAndSkipsInvisible() {
+    func runtimeVariable(_ name: String) -> Variable {
+        Variable(key: VariableKey(guid: .globalVariable, name: VariableName(name)!),
+                 attributes: [.bootServiceAccess, .runtimeAccess], data: [1])
+    }
+
+    @Test func successorFollowsLinks() {
         var store = VariableStore()
         for name in ["A", "B", "C", "D"] { store.insert(variable(name)) }
         store.remove(variable("B").key)
-        #expect(store.successor(of: variable("A").key, where: { _ in true }) == .found(variable("C")))
-        #expect(store.successor(of: variable("A").key, where: { $0.name.text != "C" }) == .found(variable("D")))
-        #expect(store.successor(of: variable("D").key, where: { _ in true }) == .end)
-        #expect(store.successor(of: variable("B").key, where: { _ in true }) == .missing)
+        #expect(store.successor(of: variable("A").key, in: .all) == .found(variable("C")))
+        #expect(store.successor(of: variable("D").key, in: .all) == .end)
+        #expect(store.successor(of: variable("B").key, in: .all) == .missing)
+    }
+
+    @Test func runtimeWalkLinksOnlyRuntimeVariables() {
+        var store = VariableStore()
+        store.insert(variable("boot1"))
+        store.insert(runtimeVariable("R1"))
+        store.insert(variable("boot2"))
+        store.insert(runtimeVariable("R2"))
+        store.insert(variable("boot3"))
+        #expect(store.first(.runtimeVisible) == runtimeVariable("R1"))
+        #expect(store.successor(of: runtimeVariable("R1").key, in: .runtimeVisible) == .found(runtimeVariable("R2")))
+        #expect(store.successor(of: runtimeVariable("R2").key, in: .runtimeVisible) == .end)
+        #expect(store.successor(of: variable("boot2").key, in: .runtimeVisible) == .missing)
+        // Re-inserting moves a runtime variable to the end of both walks.
+        store.insert(runtimeVariable("R1"))
+        #expect(store.first(.runtimeVisible) == runtimeVariable("R2"))
+        #expect(store.successor(of: runtimeVariable("R2").key, in: .runtimeVisible) == .found(runtimeVariable("R1")))
+        #expect(store.all.map(\.name.text) == ["boot1", "boot2", "R2", "boot3", "R1"])
+        store.remove(runtimeVariable("R2").key)
+        #expect(store.first(.runtimeVisible) == runtimeVariable("R1"))
+        store.remove(runtimeVariable("R1").key)
+        #expect(store.first(.runtimeVisible) == nil)
     }
 
     @Test func slotsAreReusedWithoutDisturbingOrder() {

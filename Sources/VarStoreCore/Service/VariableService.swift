@@ -58,6 +58,8 @@ public final class VariableService {
         !phase.atRuntime || variable.attributes.contains(.runtimeAccess)
     }
 
+    private var visibleWalk: VariableStore.Walk { phase.atRuntime ? .runtimeVisible : .all }
+
     // MARK: GetVariable
 
     public func getVariable(_ key: VariableKey) throws(EFIStatus) -> Variable {
@@ -73,13 +75,12 @@ public final class VariableService {
     /// The variable after `key` in enumeration order; an empty name starts the enumeration.
     public func nextVariable(after key: VariableKey) throws(EFIStatus) -> Variable {
         if key.name.isEmpty {
-            guard let first = store.first(where: isVisible) else { throw .notFound }
+            guard let first = store.first(visibleWalk) else { throw .notFound }
             return first
         }
         // UEFI 2.10 §8.2: a name/GUID pair that does not exist is EFI_INVALID_PARAMETER;
         // at runtime a boot-service-only variable does not exist for the caller.
-        if let current = store.variable(for: key), !isVisible(current) { throw .invalidParameter }
-        switch store.successor(of: key, where: isVisible) {
+        switch store.successor(of: key, in: visibleWalk) {
         case .found(let next): return next
         case .end: throw .notFound
         case .missing: throw .invalidParameter

@@ -1,24 +1,43 @@
 /// The in-memory variable table.
 ///
-/// Lookup by (GUID, name) is a hash-table probe: O(1) expected. Enumeration order is insertion
-/// order, kept as a doubly linked list threaded through a slot array, so the successor of a
-/// variable is one link away: GetNextVariableName is O(1) per call and a full enumeration is
-/// O(n) — QEMU scans a list for every call, O(n²) in all. Replacing a variable unlinks it and
-/// appends it at the tail, so an updated or re-created variable enumerates last, as QEMU's
-/// device and edk2's log-structured store both do.
+/// Lookup by (GUID, name) is a hash-table probe: O(1) expected. Enumeration order is the order
+/// of last write, kept as doubly linked lists threaded through a slot array: one through every
+/// variable, and one through the runtime-visible ones (RUNTIME_ACCESS set), which are all a
+/// caller sees after ExitBootServices. The successor of a variable is therefore one link away
+/// in either phase, GetNextVariableName is O(1) per call and a full walk O(n) — QEMU scans its
+/// list for every call, O(n²) for a walk. Replacing a variable unlinks it and appends it at the
+/// tail, so an updated or re-created variable enumerates last, as QEMU's device does.
 public struct VariableStore: Sendable {
+    /// Which of the two orders a walk follows.
+    public enum Walk: Sendable {
+        /// Every variable (boot time).
+        case all
+        /// Only variables with RUNTIME_ACCESS (after ExitBootServices).
+        case runtimeVisible
+    }
+
+    private struct Links: Sendable {
+        var previous = VariableStore.none
+        var next = VariableStore.none
+    }
+
     private struct Slot: Sendable {
         var variable: Variable
-        var previous: Int
-        var next: Int
+        var all = Links()
+        var runtime = Links()
+    }
+
+    private struct Ends: Sendable {
+        var head = VariableStore.none
+        var tail = VariableStore.none
     }
 
     private static let none = -1
     private var slots: [Slot?] = []
     private var freeSlots: [Int] = []
     private var index: [VariableKey: Int] = [:]
-    private var head = VariableStore.none
-    private var tail = VariableStore.none
+    private var allEnds = Ends()
+    private var runtimeEnds = Ends()
 
     public init() {}
 
@@ -29,75 +48,87 @@ public struct VariableStore: Sendable {
         return slots[slot]?.variable
     }
 
+    private static func isRuntimeVisible(_ variable: Variable) -> Bool {
+        variable.attributes.contains(.runtimeAccess)
+    }
+
     /// Stores `variable`, replacing any variable with the same key; it becomes the last one
     /// in enumeration order.
     public mutating func insert(_ variable: Variable) {
         remove(variable.key)
-        let slot = Slot(variable: variable, previous: tail, next: VariableStore.none)
         let position: Int
         if let reused = freeSlots.popLast() {
-            slots[reused] = slot
             position = reused
         } else {
-            slots.append(slot)
+            slots.append(nil)
             position = slots.count - 1
         }
-        if tail != VariableStore.none { slots[tail]!.next = position } else { head = position }
-        tail = position
+        var slot = Slot(variable: variable)
+        slot.all.previous = allEnds.tail
+        if allEnds.tail != Self.none { slots[allEnds.tail]!.all.next = position } else { allEnds.head = position }
+        allEnds.tail = position
+        if Self.isRuntimeVisible(variable) {
+            slot.runtime.previous = runtimeEnds.tail
+            if runtimeEnds.tail != Self.none { slots[runtimeEnds.tail]!.runtime.next = position } else { runtimeEnds.head = position }
+            runtimeEnds.tail = position
+        }
+        slots[position] = slot
         index[variable.key] = position
     }
 
     @discardableResult
     public mutating func remove(_ key: VariableKey) -> Variable? {
         guard let position = index.removeValue(forKey: key), let slot = slots[position] else { return nil }
-        if slot.previous != VariableStore.none { slots[slot.previous]!.next = slot.next } else { head = slot.next }
-        if slot.next != VariableStore.none { slots[slot.next]!.previous = slot.previous } else { tail = slot.previous }
+        let links = slot.all
+        if links.previous != Self.none { slots[links.previous]!.all.next = links.next } else { allEnds.head = links.next }
+        if links.next != Self.none { slots[links.next]!.all.previous = links.previous } else { allEnds.tail = links.previous }
+        if Self.isRuntimeVisible(slot.variable) {
+            let runtime = slot.runtime
+            if runtime.previous != Self.none { slots[runtime.previous]!.runtime.next = runtime.next } else { runtimeEnds.head = runtime.next }
+            if runtime.next != Self.none { slots[runtime.next]!.runtime.previous = runtime.previous } else { runtimeEnds.tail = runtime.previous }
+        }
         slots[position] = nil
         freeSlots.append(position)
         return slot.variable
     }
 
-    /// The first variable in enumeration order that satisfies `isVisible`.
-    public func first(where isVisible: (Variable) -> Bool) -> Variable? {
-        walk(from: head, isVisible)
-    }
-
-    /// The variable after `key` that satisfies `isVisible`. `.missing` when `key` is not stored.
-    public func successor(of key: VariableKey, where isVisible: (Variable) -> Bool) -> Successor {
-        guard let position = index[key], let slot = slots[position] else { return .missing }
-        if let next = walk(from: slot.next, isVisible) { return .found(next) }
-        return .end
+    /// The first variable of `walk`.
+    public func first(_ walk: Walk) -> Variable? {
+        let head = walk == .all ? allEnds.head : runtimeEnds.head
+        return head == Self.none ? nil : slots[head]?.variable
     }
 
     public enum Successor: Equatable {
         case found(Variable)
         case end
+        /// `key` is not part of the walk (not stored, or not runtime-visible).
         case missing
     }
 
-    private func walk(from start: Int, _ isVisible: (Variable) -> Bool) -> Variable? {
-        var position = start
-        while position != VariableStore.none, let slot = slots[position] {
-            if isVisible(slot.variable) { return slot.variable }
-            position = slot.next
+    /// The variable after `key` in `walk`.
+    public func successor(of key: VariableKey, in walk: Walk) -> Successor {
+        guard let position = index[key], let slot = slots[position] else { return .missing }
+        let next: Int
+        switch walk {
+        case .all:
+            next = slot.all.next
+        case .runtimeVisible:
+            guard Self.isRuntimeVisible(slot.variable) else { return .missing }
+            next = slot.runtime.next
         }
-        return nil
+        guard next != Self.none, let found = slots[next]?.variable else { return .end }
+        return .found(found)
     }
 
     /// Every variable in enumeration order.
     public var all: [Variable] {
         var out: [Variable] = []
         out.reserveCapacity(count)
-        var position = head
-        while position != VariableStore.none, let slot = slots[position] {
+        var position = allEnds.head
+        while position != Self.none, let slot = slots[position] {
             out.append(slot.variable)
-            position = slot.next
+            position = slot.all.next
         }
         return out
-    }
-
-    /// Removes every variable for which `shouldRemove` is true, keeping the order of the rest.
-    public mutating func removeAll(where shouldRemove: (Variable) -> Bool) {
-        for variable in all where shouldRemove(variable) { remove(variable.key) }
     }
 }

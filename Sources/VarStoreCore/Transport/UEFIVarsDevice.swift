@@ -88,7 +88,8 @@ public final class UEFIVarsDevice<Memory: GuestMemory> {
     /// QEMU registers this device with 2..4-byte implementation sizes: a 1-byte access is
     /// widened to 2, an 8-byte access becomes two 4-byte accesses at +0 and +4.
     private func forEachAccess(offset: UInt64, size: Int, _ body: (UInt64, Int, UInt64) -> Void) {
-        guard size > 0 else { return }
+        // A CPU access is 1, 2, 4 or 8 bytes; anything else reaches no register.
+        guard size > 0, size <= 8 else { return }
         let accessSize = min(max(size, 2), 4)
         var done = 0
         while done < size {
