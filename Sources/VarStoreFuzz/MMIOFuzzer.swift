@@ -62,6 +62,15 @@ func checkInvariants(_ service: VariableService) {
 
 extension StorageClass: Hashable {}
 
+/// Mostly real register accesses; sometimes any offset and any size, as a C caller could pass.
+func access(_ input: inout Input) -> (UInt64, Int) {
+    let selector = input.byte()
+    if selector < 240 {
+        return (UInt64(input.byte() % 0x24), [1, 2, 4, 8][Int(selector % 4)])
+    }
+    return (input.u64(), Int(Int8(bitPattern: input.byte())))
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var input = Input(bytes: Array(UnsafeBufferPointer(start: data, count: size)))
@@ -86,12 +95,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         steps += 1
         switch input.byte() % 6 {
         case 0:
-            let offset = UInt64(input.byte() % 0x24)
-            let size = [1, 2, 4, 8][Int(input.byte() % 4)]
+            let (offset, size) = access(&input)
             device.mmioWrite(offset: offset, size: size, value: input.u64())
         case 1:
-            let offset = UInt64(input.byte() % 0x24)
-            _ = device.mmioRead(offset: offset, size: [1, 2, 4, 8][Int(input.byte() % 4)])
+            let (offset, size) = access(&input)
+            _ = device.mmioRead(offset: offset, size: size)
         case 2, 3:
             // A DMA request: a real header GUID most of the time, then the fuzzer's bytes.
             let guids: [EFIGUID] = [.smmVariableProtocol, .varCheckPolicyHandler, .endOfDxeEvent, .exitBootServicesEvent]

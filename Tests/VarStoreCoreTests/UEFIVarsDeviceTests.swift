@@ -26,6 +26,17 @@ import Testing
         #expect(d.mmioRead(offset: 0x10, size: 8) >> 32 == 0xFFFF_FFFF)
     }
 
+    @Test(arguments: [(UInt64(0), -1), (UInt64(0), 0), (UInt64(0), Int.min), (UInt64(0), 9), (UInt64(0x20), 2), (UInt64.max - 1, 8), (UInt64(0xFFFF_FFFF_FFFF_FFFE), 4)] as [(UInt64, Int)])
+    func accessesOutsideTheBlockOrOfImpossibleSizeReachNoRegister(_ offset: UInt64, _ size: Int) {
+        let d = device()
+        d.mmioWrite(offset: 0x04, size: 4, value: 0x100)
+        // An 8-byte write at 2^64-2 would wrap onto CMD_STS with DMA_MM if offsets wrapped.
+        d.mmioWrite(offset: offset, size: size, value: 0x0000_0002_0000_0002)
+        #expect(d.mmioRead(offset: offset, size: size) == UInt64.max)
+        #expect(d.mmioRead(offset: 0x02, size: 2) == 0)
+        #expect(d.mmioRead(offset: 0x04, size: 4) == 0x100)
+    }
+
     @Test func flagsAdvertisePIOOnlyWhenConfigured() {
         #expect(device().mmioRead(offset: 0x1C, size: 4) == 0)
         #expect(device(usePIO: true).mmioRead(offset: 0x1C, size: 4) == 1)
@@ -105,6 +116,14 @@ import Testing
     @Test func dmaOutsideGuestMemoryIsReportedNotTrapped() {
         let rig = Rig()
         rig.device.mmioWrite(offset: 0x08, size: 4, value: 0xFFFF_F000)
+        rig.device.mmioWrite(offset: 0x0C, size: 4, value: 0xFFFF_FFFF)
+        rig.device.mmioWrite(offset: 0x02, size: 2, value: 2)
+        #expect(rig.status == 0x10)
+    }
+
+    @Test func dmaBufferWrappingTheAddressSpaceIsRefused() {
+        let rig = Rig()
+        rig.device.mmioWrite(offset: 0x08, size: 4, value: 0xFFFF_FFF0)
         rig.device.mmioWrite(offset: 0x0C, size: 4, value: 0xFFFF_FFFF)
         rig.device.mmioWrite(offset: 0x02, size: 2, value: 2)
         #expect(rig.status == 0x10)

@@ -70,6 +70,7 @@ public final class UEFIVarsDevice<Memory: GuestMemory> {
     /// A guest read of `size` bytes (1, 2, 4 or 8) at `offset` in the register block, split
     /// into 2..4-byte device accesses as QEMU's memory core does for this device.
     public func mmioRead(offset: UInt64, size: Int) -> UInt64 {
+        guard Self.isValidAccess(offset: offset, size: size) else { return UInt64.max }
         var value: UInt64 = 0
         forEachAccess(offset: offset, size: size) { accessOffset, accessSize, shift in
             value |= (registerRead(offset: accessOffset, size: accessSize) & Self.mask(accessSize)) << shift
@@ -79,6 +80,7 @@ public final class UEFIVarsDevice<Memory: GuestMemory> {
 
     /// A guest write of `size` bytes (1, 2, 4 or 8) at `offset` in the register block.
     public func mmioWrite(offset: UInt64, size: Int, value: UInt64) {
+        guard Self.isValidAccess(offset: offset, size: size) else { return }
         let value = value & Self.mask(size)
         forEachAccess(offset: offset, size: size) { accessOffset, accessSize, shift in
             registerWrite(offset: accessOffset, size: accessSize, value: (value >> shift) & Self.mask(accessSize))
@@ -87,9 +89,13 @@ public final class UEFIVarsDevice<Memory: GuestMemory> {
 
     /// QEMU registers this device with 2..4-byte implementation sizes: a 1-byte access is
     /// widened to 2, an 8-byte access becomes two 4-byte accesses at +0 and +4.
+    /// A CPU access is 1 to 8 bytes and starts inside the block; anything else reaches no
+    /// register (reads all-ones, writes ignored).
+    private static func isValidAccess(offset: UInt64, size: Int) -> Bool {
+        size >= 1 && size <= 8 && offset < UEFIVarsRegister.regionSize
+    }
+
     private func forEachAccess(offset: UInt64, size: Int, _ body: (UInt64, Int, UInt64) -> Void) {
-        // A CPU access is 1, 2, 4 or 8 bytes; anything else reaches no register.
-        guard size > 0, size <= 8 else { return }
         let accessSize = min(max(size, 2), 4)
         var done = 0
         while done < size {
@@ -195,7 +201,12 @@ public final class UEFIVarsDevice<Memory: GuestMemory> {
         guard let total = CheckedSize.add(UInt64(headerSize), messageLength), total <= UInt64(bufferSize) else {
             return .errorBadBufferSize
         }
+        // A buffer that would wrap around the top of the address space is no guest buffer.
+        if viaDMA && CheckedSize.add(dmaAddress, total) == nil { return .errorUnknown }
         let requestEnd = Int(total)
+        // From here the body copy may fill the buffer up to requestEnd, even if it then fails.
+        let dirtyBefore = workingDirty
+        workingDirty = max(workingDirty, requestEnd)
 
         // 2. The body, once, right after the header in the same private copy.
         if viaDMA {
@@ -209,8 +220,8 @@ public final class UEFIVarsDevice<Memory: GuestMemory> {
         }
         // Fields past MessageLength read as zero, as in QEMU's zero-filled working buffer;
         // only what an earlier request may have left there needs clearing.
-        if workingDirty > requestEnd {
-            for index in requestEnd..<workingDirty { working[index] = 0 }
+        if dirtyBefore > requestEnd {
+            for index in requestEnd..<dirtyBefore { working[index] = 0 }
         }
         workingDirty = requestEnd
 
