@@ -103,14 +103,4 @@ import Testing
         _ = rig.signal(WireGUID.endOfDxe)
         #expect(rig.set("Persistent", attributes: Attr.nvBsRt, data: [3]) == Status.success)
     }
-
-    @Test func policyMessagesAreAnsweredUnsupportedUntilTheEngineExists() {
-        let rig = Rig()
-        // VAR_CHECK_POLICY_COMM_HEADER: Signature 'VCPC', Revision 1, Command 2 (IS_ENABLED), Result.
-        let header = le32(0x4350_4356) + le32(1) + le32(2) + le64(0) + [0]
-        let (status, reply) = rig.dma(mmMessage(WireGUID.varCheckPolicy, header))
-        #expect(status == 0)
-        #expect(u64(reply, 36) == Status.unsupported)
-        #expect(rig.dma(mmMessage(WireGUID.varCheckPolicy, Array(header.prefix(19)))).status == 0x12)
-    }
 }

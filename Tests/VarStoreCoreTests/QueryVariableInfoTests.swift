@@ -17,10 +17,10 @@ import Testing
     }
 
     @Test func hardwareErrorClassNeedsAStore() {
+        #expect(Rig().query(Attr.nvBsRt | Attr.hr).status == Status.unsupported)
         var configuration = ServiceConfiguration()
-        configuration.hardwareErrorStorageSize = 0
-        #expect(Rig(configuration: configuration).query(Attr.nvBsRt | Attr.hr).status == Status.unsupported)
-        let rig = Rig()
+        configuration.hardwareErrorStorageSize = 0x1000
+        let rig = Rig(configuration: configuration)
         let hr = rig.query(Attr.nvBsRt | Attr.hr)
         #expect(hr.status == Status.success && hr.maximum == 0x1000)
     }

@@ -20,6 +20,7 @@ public struct EFIStatus: RawRepresentable, Hashable, Sendable, Error {
     public static let outOfResources = EFIStatus(error: 9)
     public static let notFound = EFIStatus(error: 14)
     public static let accessDenied = EFIStatus(error: 15)
+    public static let timeout = EFIStatus(error: 18)
     public static let alreadyStarted = EFIStatus(error: 20)
     public static let aborted = EFIStatus(error: 21)
     public static let securityViolation = EFIStatus(error: 26)
@@ -38,6 +39,7 @@ public struct EFIStatus: RawRepresentable, Hashable, Sendable, Error {
         case .outOfResources: return "EFI_OUT_OF_RESOURCES"
         case .notFound: return "EFI_NOT_FOUND"
         case .accessDenied: return "EFI_ACCESS_DENIED"
+        case .timeout: return "EFI_TIMEOUT"
         case .alreadyStarted: return "EFI_ALREADY_STARTED"
         case .aborted: return "EFI_ABORTED"
         case .securityViolation: return "EFI_SECURITY_VIOLATION"

@@ -52,6 +52,16 @@ enum SMMVariableLayout {
         static let length: UInt64 = 16 + 28
     }
 
+    /// SMM_VARIABLE_COMMUNICATE_VAR_CHECK_VARIABLE_PROPERTY: Guid, NameSize, the 24-byte
+    /// VAR_CHECK_VARIABLE_PROPERTY, Name.
+    enum Property {
+        static let guid = 40
+        static let nameSize = 56
+        static let property = 64
+        static let name = 88
+        static let minimumLength: UInt64 = 16 + 48
+    }
+
     /// SMM_VARIABLE_COMMUNICATE_GET_PAYLOAD_SIZE.
     enum PayloadSize {
         static let variablePayloadSize = 40
@@ -85,6 +95,8 @@ enum SMMVariableHandler {
             service.signalExitBootServices()
             answer = (.success, L.headerSize)
         case .lockVariable: answer = lockVariable(&message, service)
+        case .varCheckVariablePropertySet: answer = variableProperty(&message, service, set: true)
+        case .varCheckVariablePropertyGet: answer = variableProperty(&message, service, set: false)
         case .getPayloadSize: answer = getPayloadSize(&message)
         default: answer = (.unsupported, L.headerSize)
         }
@@ -232,6 +244,34 @@ enum SMMVariableHandler {
             return failure(error)
         }
         return (.success, L.headerSize)
+    }
+
+    // MARK: VAR_CHECK_VARIABLE_PROPERTY_SET (9) / _GET (10)
+
+    private static func variableProperty(_ message: inout MMMessage, _ service: VariableService, set: Bool) -> Answer {
+        let length = UInt64(message.length)
+        guard length >= L.Property.minimumLength else { return failure(.badBufferSize) }
+        let nameSize = message.u64(L.Property.nameSize)
+        guard nameSize <= service.configuration.maximumFieldSize else { return failure(.outOfResources) }
+        guard let nameEnd = CheckedSize.add(L.Property.minimumLength, nameSize), nameEnd <= length else {
+            return failure(.badBufferSize)
+        }
+        guard let name = parseName(message, at: L.Property.name, size: nameSize) else { return failure(.invalidParameter) }
+        let key = VariableKey(guid: message.guid(L.Property.guid), name: name)
+        if set {
+            guard let property = VariableProperty(bytes: message.buffer, at: L.Property.property) else {
+                return failure(.invalidParameter)
+            }
+            do {
+                try service.setVariableProperty(key, property)
+            } catch {
+                return failure(error)
+            }
+            return (.success, L.headerSize)
+        }
+        guard !name.isEmpty, let property = service.variableProperty(key) else { return failure(.notFound) }
+        message.setBytes(property.bytes, at: L.Property.property)
+        return (.success, L.Property.minimumLength)
     }
 
     // MARK: GET_PAYLOAD_SIZE (11)

@@ -9,9 +9,9 @@ public struct ServiceConfiguration: Sendable {
     public var nonVolatileStorageSize: UInt64 = 0x40000
     /// Bytes for volatile variables.
     public var volatileStorageSize: UInt64 = 0x40000
-    /// Bytes for HR variables; 0 means the platform has no HwErrRec store (edk2
-    /// `PcdHwErrStorageSize` = 0), and HR writes are refused.
-    public var hardwareErrorStorageSize: UInt64 = 0x1000
+    /// Bytes for HR variables; 0 — OVMF's setting of edk2 `PcdHwErrStorageSize` — means the
+    /// platform has no HwErrRec store, and HR writes are refused.
+    public var hardwareErrorStorageSize: UInt64 = 0
 
     /// Largest `recordOverhead + NameSize + DataSize` of one variable, per class
     /// (edk2 `PcdMaxVariableSize`, `PcdMaxVolatileVariableSize`, `PcdMaxHardwareErrorVariableSize`;
@@ -23,6 +23,10 @@ public struct ServiceConfiguration: Sendable {
     /// Per-variable bookkeeping charged on top of name and data: the size of edk2's
     /// AUTHENTICATED_VARIABLE_HEADER, the record an edk2 authenticated-format store writes.
     public var recordOverhead: UInt64 = 60
+
+    /// edk2 `PcdAllowVariablePolicyEnforcementDisable` (FALSE by default): whether the policy
+    /// MMI's DISABLE may switch enforcement off before the interface is locked.
+    public var allowVariablePolicyDisable = false
 
     public init() {}
 

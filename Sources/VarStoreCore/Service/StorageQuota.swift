@@ -18,7 +18,8 @@ public enum StorageClass: Sendable, Equatable {
 
 /// Bytes used per storage class.
 ///
-/// Invariant: `used(c)` is the sum of `charge(v)` over the stored variables of class `c`.
+/// Invariant: `used(c)` is the sum of `charge(v)` over the stored variables of class `c`, plus,
+/// for the volatile class, the bytes of the registered variable policies.
 public struct StorageQuota: Sendable {
     public let configuration: ServiceConfiguration
     private var usedNonVolatile: UInt64 = 0
@@ -89,6 +90,15 @@ public struct StorageQuota: Sendable {
         }
         guard let total = CheckedSize.add(used, newCharge) else { return false }
         return total <= capacity(storageClass)
+    }
+
+    /// Charges bytes that are not a variable (registered policies) to a class.
+    public mutating func reserve(_ amount: UInt64, in storageClass: StorageClass) {
+        adjust(storageClass, by: amount, adding: true)
+    }
+
+    public mutating func release(_ amount: UInt64, from storageClass: StorageClass) {
+        adjust(storageClass, by: amount, adding: false)
     }
 
     public mutating func add(_ variable: Variable) {

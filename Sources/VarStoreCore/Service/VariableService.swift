@@ -10,8 +10,14 @@ public final class VariableService {
     public private(set) var store = VariableStore()
     public private(set) var quota: StorageQuota
     public private(set) var phase = BootPhase()
-    /// Variables named by SMM LOCK_VARIABLE (edk2 RequestToLock): read-only after EndOfDxe.
-    private var lockedVariables: Set<VariableKey> = []
+    /// Variable policies registered by firmware (and by LOCK_VARIABLE).
+    public private(set) var policies = VariablePolicyTable()
+    /// VarCheck properties set through SMM function 9, by exact name.
+    public private(set) var properties: [VariableKey: VariableProperty] = [:]
+    /// The MOR lock state machine.
+    public private(set) var memoryOverwrite = MemoryOverwriteControl()
+    /// The policy table as the first DUMP page saw it, for the pages that follow.
+    var policyDumpSnapshot: [UInt8]?
     /// Increases whenever a non-volatile variable is created, changed or deleted, so a host
     /// can persist after exactly the requests that changed persistent state.
     public private(set) var nonVolatileChangeCount: UInt64 = 0
@@ -41,7 +47,11 @@ public final class VariableService {
             store.remove(variable.key)
             quota.subtract(variable)
         }
-        lockedVariables = []
+        quota.release(policies.byteCount, from: .volatile)
+        policies = VariablePolicyTable()
+        policyDumpSnapshot = nil
+        properties = [:]
+        memoryOverwrite.reset()
         phase = BootPhase()
     }
 
@@ -49,9 +59,49 @@ public final class VariableService {
 
     // MARK: Boot-phase events
 
-    public func signalEndOfDxe() { phase.signalEndOfDxe() }
-    public func signalReadyToBoot() { phase.signalReadyToBoot() }
+    /// EndOfDxe: VarCheck and policies start to apply, MORLock is initialised, and the policy
+    /// interface is locked (edk2 VariableSmm.c SmmEndOfDxeCallback).
+    public func signalEndOfDxe() {
+        guard !phase.endOfDxe else { return }
+        phase.signalEndOfDxe()
+        initializeMemoryOverwriteLock()
+        policies.lock()
+    }
+
+    /// ReadyToBoot also ends DXE if firmware never signalled EndOfDxe.
+    public func signalReadyToBoot() {
+        signalEndOfDxe()
+        phase.signalReadyToBoot()
+    }
+
     public func signalExitBootServices() { phase.signalExitBootServices() }
+
+    /// edk2 MorLockInitAtEndOfDxe: with MOR present, MORLock starts unlocked (0); without MOR
+    /// there is nothing to protect, so both variables are removed and locked for this boot.
+    private func initializeMemoryOverwriteLock() {
+        if store.variable(for: MemoryOverwriteControl.mor) != nil {
+            storeInternally(MemoryOverwriteControl.morLock, attributes: MemoryOverwriteControl.attributes, data: [0])
+        } else {
+            if let lock = store.variable(for: MemoryOverwriteControl.morLock) { remove(lock) }
+            memoryOverwrite.deactivate()
+            for key in [MemoryOverwriteControl.mor, MemoryOverwriteControl.morLock] {
+                try? registerPolicy(.lockNow(key))
+            }
+        }
+    }
+
+    /// Writes a variable on the service's own behalf, past every guest-facing check (edk2's
+    /// internal "pass-through" writes). Quota still applies; a store that is full keeps the old
+    /// value.
+    private func storeInternally(_ key: VariableKey, attributes: VariableAttributes, data: [UInt8]) {
+        let existing = store.variable(for: key)
+        let replacement = Variable(key: key, attributes: attributes, data: data)
+        guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: StorageClass(attributes)) else { return }
+        if let existing { remove(existing) }
+        store.insert(replacement)
+        quota.add(replacement)
+        if replacement.isNonVolatile { nonVolatileChangeCount &+= 1 }
+    }
 
     /// After ExitBootServices only variables with RUNTIME_ACCESS exist for the caller.
     private func isVisible(_ variable: Variable) -> Bool {
@@ -120,7 +170,30 @@ public final class VariableService {
         guard let requestCharge = quota.charge(nameSize: key.name.wireSize, dataSize: data.count),
               requestCharge <= quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
 
-        if phase.endOfDxe && lockedVariables.contains(key) { throw .writeProtected }
+        let append = attributes.contains(.appendWrite)
+        let isDelete = (data.isEmpty && !append) || attributes.isDisjoint(with: [.bootServiceAccess, .runtimeAccess])
+
+        // MOR and MORLock (edk2 step 12, before VarCheck).
+        switch memoryOverwrite.check(key, attributes: rawAttributes, data: data, deletesAllowed: !policies.isEnabled) {
+        case .proceed:
+            break
+        case .storeLockValue(let value):
+            storeInternally(key, attributes: MemoryOverwriteControl.attributes, data: [value])
+            return
+        case .refuse(let status, let newLockValue):
+            if let newLockValue {
+                storeInternally(key, attributes: MemoryOverwriteControl.attributes, data: [newLockValue])
+            }
+            throw status
+        }
+
+        // VarCheck (edk2 step 13): properties, UEFI-defined checks and variable policy.
+        if phase.endOfDxe {
+            try checkProperties(key, attributes: attributes, data: data, isDelete: isDelete)
+        }
+        if phase.endOfDxe || policies.isLocked {
+            try checkPolicy(key, attributes: attributes, dataSize: data.count, isDelete: isDelete)
+        }
 
         let existing = store.variable(for: key)
         if let existing {
@@ -133,8 +206,6 @@ public final class VariableService {
             if phase.atRuntime && !existing.isNonVolatile { throw .writeProtected }
         }
 
-        let append = attributes.contains(.appendWrite)
-        let isDelete = (data.isEmpty && !append) || attributes.isDisjoint(with: [.bootServiceAccess, .runtimeAccess])
         if isDelete {
             guard let existing else { throw .notFound }
             remove(existing)
@@ -211,13 +282,104 @@ public final class VariableService {
                            maximumVariableSize: quota.largestNewVariable(storageClass))
     }
 
+    // MARK: VarCheck
+
+    /// The property that applies to a variable: one set through SMM function 9, else the
+    /// UEFI-defined table's.
+    public func variableProperty(_ key: VariableKey) -> VariableProperty? {
+        properties[key] ?? UEFIDefinedVariables.lookup(key)?.property
+    }
+
+    /// edk2 VarCheckLibSetVariableCheck and VarCheckUefiLib's handler.
+    private func checkProperties(_ key: VariableKey, attributes: VariableAttributes, data: [UInt8], isDelete: Bool) throws(EFIStatus) {
+        let property = variableProperty(key)
+        if let property {
+            if property.isReadOnly { throw .writeProtected }
+            if !isDelete {
+                if property.attributes != 0 && attributes.stored.rawValue != property.attributes { throw .invalidParameter }
+                let size = UInt64(data.count)
+                if size != 0 && (size < property.minimumSize || size > property.maximumSize) { throw .invalidParameter }
+            }
+        }
+        guard !isDelete else { return }
+        if attributes.contains(.hardwareErrorRecord) {
+            guard key.guid == .hardwareErrorVariable,
+                  UEFIDefinedVariables.matches(pattern: Array("HwErrRec####".utf16), key.name.codeUnits) else {
+                throw .invalidParameter
+            }
+        }
+        // A UEFI namespace holds only the variables UEFI defines.
+        if UEFIDefinedVariables.table(for: key.guid) != nil && property == nil { throw .invalidParameter }
+        if !data.isEmpty, let entry = UEFIDefinedVariables.lookup(key), !UEFIDefinedVariables.passes(entry.check, data) {
+            throw .invalidParameter
+        }
+    }
+
+    /// VAR_CHECK_VARIABLE_PROPERTY_SET: only before EndOfDxe.
+    public func setVariableProperty(_ key: VariableKey, _ property: VariableProperty) throws(EFIStatus) {
+        if phase.endOfDxe { throw .accessDenied }
+        guard !key.name.isEmpty, property.revision == VariableProperty.revision else { throw .invalidParameter }
+        properties[key] = property
+    }
+
+    // MARK: Variable policy
+
+    /// edk2 VariablePolicyLib ValidateSetVariable with the best-matching policy.
+    private func checkPolicy(_ key: VariableKey, attributes: VariableAttributes, dataSize: Int, isDelete: Bool) throws(EFIStatus) {
+        guard policies.isEnabled, let policy = policies.bestMatch(key) else { return }
+        if !isDelete {
+            let size = UInt64(dataSize)
+            if (policy.minimumSize > 0 && size < UInt64(policy.minimumSize)) || size > UInt64(policy.maximumSize) {
+                throw .invalidParameter
+            }
+            if attributes.rawValue & policy.attributesMustHave != policy.attributesMustHave
+                || attributes.rawValue & policy.attributesCantHave != 0 {
+                throw .invalidParameter
+            }
+        }
+        switch policy.lockType {
+        case .noLock:
+            return
+        case .lockNow:
+            throw .writeProtected
+        case .lockOnCreate:
+            if store.variable(for: key) != nil { throw .writeProtected }
+        case .lockOnVariableState:
+            guard let namespace = policy.stateNamespace, let stateName = VariableName(codeUnits: policy.stateName),
+                  let state = store.variable(for: VariableKey(guid: namespace, name: stateName)) else { return }
+            if state.data.count == 1 && state.data[0] == policy.stateValue { throw .writeProtected }
+        }
+    }
+
+    /// RegisterVariablePolicy. Entries count against volatile storage: an unbounded policy
+    /// table would let the guest exhaust the service's memory.
+    public func registerPolicy(_ entry: VariablePolicyEntry) throws(EFIStatus) {
+        if policies.isLocked { throw .writeProtected }
+        guard quota.fits(replacing: nil, newCharge: UInt64(entry.bytes.count), in: .volatile) else { throw .outOfResources }
+        try policies.register(entry)
+        quota.reserve(UInt64(entry.bytes.count), in: .volatile)
+    }
+
+    public func lockPolicies() throws(EFIStatus) {
+        if policies.isLocked { throw .writeProtected }
+        policies.lock()
+    }
+
+    public func disablePolicies() throws(EFIStatus) {
+        try policies.disable(allowed: configuration.allowVariablePolicyDisable)
+    }
+
     // MARK: LOCK_VARIABLE
 
-    /// edk2 EDKII_VARIABLE_LOCK_PROTOCOL.RequestToLock: allowed only before EndOfDxe; the
-    /// variable becomes read-only once EndOfDxe is signalled.
+    /// edk2 EDKII_VARIABLE_LOCK_PROTOCOL.RequestToLock: a LOCK_NOW policy, only before
+    /// EndOfDxe. Locking an already locked variable succeeds.
     public func lockVariable(_ key: VariableKey) throws(EFIStatus) {
         if phase.endOfDxe { throw .accessDenied }
         guard !key.name.isEmpty else { throw .invalidParameter }
-        lockedVariables.insert(key)
+        do {
+            try registerPolicy(.lockNow(key))
+        } catch .alreadyStarted {
+            return
+        }
     }
 }
