@@ -205,5 +205,5 @@ public struct VariablePolicyTable: Sendable {
     }
 
     /// The whole table as DUMP returns it: the entries back to back, in registration order.
-    public var dump: [UInt8] { entries.flatMap(\.bytes) }
+    public var dump: [UInt8] { entries.flatMap { $0.bytes } }
 }
