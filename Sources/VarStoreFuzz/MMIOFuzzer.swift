@@ -54,7 +54,7 @@ func checkInvariants(_ service: VariableService) {
         precondition(!variable.attributes.contains(.appendWrite), "APPEND_WRITE stored")
         precondition(!variable.name.isEmpty, "empty name stored")
     }
-    used[.volatile, default: 0] += service.policies.byteCount
+    used[.volatile, default: 0] += service.policies.byteCount + service.propertyBytes
     for storageClass in [StorageClass.nonVolatile, .volatile, .hardwareError] {
         precondition(service.quota.used(storageClass) == used[storageClass], "quota drifted")
     }

@@ -28,6 +28,20 @@ import Testing
         #expect(rig.call(9, Array(propertyMessage("P").prefix(47))).status == Status.badBufferSize)
     }
 
+    @Test func propertiesCountAgainstVolatileStorage() {
+        var configuration = ServiceConfiguration()
+        configuration.volatileStorageSize = 60
+        let rig = Rig(configuration: configuration)
+        // 24 + NameSize each: "P1\0" costs 30.
+        #expect(rig.call(9, propertyMessage("P1")).status == Status.success)
+        #expect(rig.call(9, propertyMessage("P1", property: 1)).status == Status.success)  // replacing is free
+        #expect(rig.call(9, propertyMessage("P2")).status == Status.success)
+        #expect(rig.call(9, propertyMessage("P3")).status == Status.outOfResources)
+        #expect(rig.query(Attr.bsRt).remaining == 0)
+        rig.service.platformReset()
+        #expect(rig.query(Attr.bsRt).remaining == 60)
+    }
+
     @Test func propertiesApplyAfterEndOfDxe() {
         let rig = Rig()
         _ = rig.call(9, propertyMessage("Sized", attributes: Attr.bsRt, min: 2, max: 4))

@@ -14,6 +14,8 @@ public final class VariableService {
     public private(set) var policies = VariablePolicyTable()
     /// VarCheck properties set through SMM function 9, by exact name.
     public private(set) var properties: [VariableKey: VariableProperty] = [:]
+    /// Volatile storage charged for `properties`.
+    public private(set) var propertyBytes: UInt64 = 0
     /// The MOR lock state machine.
     public private(set) var memoryOverwrite = MemoryOverwriteControl()
     /// The policy table as the first DUMP page saw it, for the pages that follow.
@@ -50,6 +52,8 @@ public final class VariableService {
         quota.release(policies.byteCount, from: .volatile)
         policies = VariablePolicyTable()
         policyDumpSnapshot = nil
+        quota.release(propertyBytes, from: .volatile)
+        propertyBytes = 0
         properties = [:]
         memoryOverwrite.reset()
         phase = BootPhase()
@@ -315,11 +319,23 @@ public final class VariableService {
         }
     }
 
-    /// VAR_CHECK_VARIABLE_PROPERTY_SET: only before EndOfDxe.
+    /// VAR_CHECK_VARIABLE_PROPERTY_SET: only before EndOfDxe. Each new entry is charged
+    /// against volatile storage, like a policy, so the table cannot grow without bound.
     public func setVariableProperty(_ key: VariableKey, _ property: VariableProperty) throws(EFIStatus) {
         if phase.endOfDxe { throw .accessDenied }
         guard !key.name.isEmpty, property.revision == VariableProperty.revision else { throw .invalidParameter }
+        if properties[key] == nil {
+            let charge = Self.propertyCharge(key)
+            guard quota.fits(replacing: nil, newCharge: charge, in: .volatile) else { throw .outOfResources }
+            quota.reserve(charge, in: .volatile)
+            propertyBytes += charge
+        }
         properties[key] = property
+    }
+
+    /// Bytes a property entry costs: the 24-byte property and the name.
+    static func propertyCharge(_ key: VariableKey) -> UInt64 {
+        UInt64(VariableProperty.size + key.name.wireSize)
     }
 
     // MARK: Variable policy
