@@ -76,6 +76,14 @@ public enum QEMUJSONStore {
         guard let attr = integer(attrValue), attr >= 0, attr <= Int64(UInt32.max) else {
             throw FormatError("\(place2).attr is not a 32-bit unsigned integer")
         }
+        // The store holds what SetVariable stored: non-volatile, boot-service-visible, and only
+        // NV|BS|RT|HR|AT — a file claiming anything else was not written by a variable service.
+        let attributes = VariableAttributes(rawValue: UInt32(attr))
+        let storable: VariableAttributes = [.nonVolatile, .bootServiceAccess, .runtimeAccess,
+                                            .hardwareErrorRecord, .timeBasedAuthenticatedWriteAccess]
+        guard storable.isSuperset(of: attributes), attributes.isSuperset(of: [.nonVolatile, .bootServiceAccess]) else {
+            throw FormatError("\(place2).attr 0x\(String(attr, radix: 16)) is not a stored non-volatile variable's (NV|BS required; only RT, HR, AT besides)")
+        }
         let dataText = try string("data", required: true)!
         guard let data = hexBytes(dataText) else {
             throw FormatError("\(place2).data is not an even-length hex string")
@@ -93,7 +101,7 @@ public enum QEMUJSONStore {
             digest = raw
         }
         return Variable(key: VariableKey(guid: guid, name: name),
-                        attributes: VariableAttributes(rawValue: UInt32(attr)),
+                        attributes: attributes,
                         data: data, timestamp: timestamp, certificateDigest: digest)
     }
 

@@ -121,12 +121,32 @@ import Testing
         #expect(rig.status == 0x10)
     }
 
+    /// Memory that answers every address (as a careless platform mapping might), so only the
+    /// device's own check can refuse a buffer that wraps past 2^64.
+    struct AnyAddressMemory: GuestMemory {
+        var reads = 0
+        mutating func read(_ address: UInt64, into buffer: inout [UInt8], at offset: Int, count: Int) throws(GuestMemoryError) {
+            reads += 1
+            for index in offset ..< offset + count { buffer[index] = 0 }
+        }
+        mutating func write(_ address: UInt64, from buffer: [UInt8], range: Range<Int>) throws(GuestMemoryError) {}
+    }
+
     @Test func dmaBufferWrappingTheAddressSpaceIsRefused() {
-        let rig = Rig()
-        rig.device.mmioWrite(offset: 0x08, size: 4, value: 0xFFFF_FFF0)
-        rig.device.mmioWrite(offset: 0x0C, size: 4, value: 0xFFFF_FFFF)
-        rig.device.mmioWrite(offset: 0x02, size: 2, value: 2)
-        #expect(rig.status == 0x10)
+        let device = UEFIVarsDevice(service: VariableService(), memory: AnyAddressMemory())
+        device.mmioWrite(offset: 0x04, size: 4, value: 0x10000)
+        device.mmioWrite(offset: 0x08, size: 4, value: 0xFFFF_FFF0)
+        device.mmioWrite(offset: 0x0C, size: 4, value: 0xFFFF_FFFF)
+        device.mmioWrite(offset: 0x02, size: 2, value: 2)
+        // The header (24 bytes from 2^64 − 16) already wraps: refused before it is read.
+        #expect(device.mmioRead(offset: 0x02, size: 2) == 0x10)
+        #expect(device.memory.reads == 0)
+        // The same request well inside the address space is read and answered.
+        device.mmioWrite(offset: 0x08, size: 4, value: 0x1000)
+        device.mmioWrite(offset: 0x0C, size: 4, value: 0)
+        device.mmioWrite(offset: 0x02, size: 2, value: 2)
+        #expect(device.mmioRead(offset: 0x02, size: 2) == 0x11)  // an all-zero GUID has no handler
+        #expect(device.memory.reads == 2)
     }
 
     @Test func guestRewritingItsBufferDuringTheRequestCannotChangeTheAnswer() {

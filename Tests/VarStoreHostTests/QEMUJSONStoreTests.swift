@@ -48,6 +48,9 @@ import VarStoreCore
         ("{\"version\": 2, \"variables\": [{\"guid\": \"8be4df61-93ca-11d2-aa0d-00e098032b8c\", \"name\": \"\", \"attr\": 7, \"data\": \"00\"}]}", "variables[0].name is empty"),
         ("{\"version\": 2, \"variables\": [{\"guid\": \"8be4df61-93ca-11d2-aa0d-00e098032b8c\", \"name\": \"A\", \"attr\": -1, \"data\": \"00\"}]}", "variables[0] (A).attr is not a 32-bit unsigned integer"),
         ("{\"version\": 2, \"variables\": [{\"guid\": \"8be4df61-93ca-11d2-aa0d-00e098032b8c\", \"name\": \"A\", \"attr\": 7, \"data\": \"0g\"}]}", "variables[0] (A).data is not an even-length hex string"),
+        ("{\"version\": 2, \"variables\": [{\"guid\": \"8be4df61-93ca-11d2-aa0d-00e098032b8c\", \"name\": \"A\", \"attr\": 6, \"data\": \"00\"}]}", "variables[0] (A).attr 0x6 is not a stored non-volatile variable's"),
+        ("{\"version\": 2, \"variables\": [{\"guid\": \"8be4df61-93ca-11d2-aa0d-00e098032b8c\", \"name\": \"A\", \"attr\": 71, \"data\": \"00\"}]}", "variables[0] (A).attr 0x47 is not a stored non-volatile variable's"),
+        ("{\"version\": 2, \"variables\": [{\"guid\": \"8be4df61-93ca-11d2-aa0d-00e098032b8c\", \"name\": \"A\", \"attr\": 5, \"data\": \"00\"}]}", "variables[0] (A).attr 0x5 is not a stored non-volatile variable's"),
         ("{\"version\": 2, \"variables\": [{\"guid\": \"8be4df61-93ca-11d2-aa0d-00e098032b8c\", \"name\": \"A\", \"attr\": 7, \"data\": \"000\"}]}", "variables[0] (A).data is not an even-length hex string"),
         ("{\"version\": 2, \"variables\": [{\"guid\": \"8be4df61-93ca-11d2-aa0d-00e098032b8c\", \"name\": \"A\", \"attr\": 39, \"data\": \"00\", \"time\": \"00\"}]}", "variables[0] (A).time is not 32 hex digits"),
     ])

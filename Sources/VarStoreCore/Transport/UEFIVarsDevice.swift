@@ -188,6 +188,8 @@ public final class UEFIVarsDevice<Memory: GuestMemory> {
         guard bufferSize >= UInt32(headerSize), working.count == Int(bufferSize) else { return .errorBadBufferSize }
 
         // 1. The header, once. MessageLength is taken from this copy and never re-read.
+        //    A buffer that would wrap around the top of the address space is no guest buffer.
+        if viaDMA && CheckedSize.add(dmaAddress, UInt64(headerSize)) == nil { return .errorUnknown }
         if viaDMA {
             do throws(GuestMemoryError) {
                 try memory.read(dmaAddress, into: &working, at: 0, count: headerSize)
@@ -201,7 +203,6 @@ public final class UEFIVarsDevice<Memory: GuestMemory> {
         guard let total = CheckedSize.add(UInt64(headerSize), messageLength), total <= UInt64(bufferSize) else {
             return .errorBadBufferSize
         }
-        // A buffer that would wrap around the top of the address space is no guest buffer.
         if viaDMA && CheckedSize.add(dmaAddress, total) == nil { return .errorUnknown }
         let requestEnd = Int(total)
         // From here the body copy may fill the buffer up to requestEnd, even if it then fails.
