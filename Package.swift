@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "VarStoreCore", targets: ["VarStoreCore"]),
+        .library(name: "VarStoreCrypto", targets: ["VarStoreCrypto"]),
         .executable(name: "varstore", targets: ["varstore"]),
     ],
     dependencies: [
@@ -19,24 +20,34 @@ let package = Package(
             name: "VarStoreCore",
             swiftSettings: [.enableExperimentalFeature("StrictConcurrency")]
         ),
+        // libcrypto (OpenSSL 3, Debian libssl-dev) behind VarStoreCore's AuthenticationCrypto.
+        .systemLibrary(
+            name: "CLibcrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "VarStoreCrypto",
+            dependencies: ["VarStoreCore", "CLibcrypto"]
+        ),
         .target(
             name: "VarStoreHost",
-            dependencies: ["VarStoreCore"]
+            dependencies: ["VarStoreCore", "VarStoreCrypto"]
         ),
         .executableTarget(
             name: "varstore",
             dependencies: [
-                "VarStoreCore", "VarStoreHost",
+                "VarStoreCore", "VarStoreCrypto", "VarStoreHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "VarStoreCoreTests",
-            dependencies: ["VarStoreCore", "VarStoreHost"]
+            dependencies: ["VarStoreCore", "VarStoreCrypto", "VarStoreHost"]
         ),
         .testTarget(
             name: "VarStoreHostTests",
-            dependencies: ["VarStoreCore", "VarStoreHost"]
+            dependencies: ["VarStoreCore", "VarStoreCrypto", "VarStoreHost"]
         ),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import VarStoreCore
+import VarStoreCrypto
 
 /// `varstore bench`: per-request costs through the MMIO transport (DMA mode), measured on
 /// this machine in this run. The `--json` keys are a contract; later issues only add keys.
@@ -23,7 +24,7 @@ public struct Benchmark {
 
     /// A service, device and DMA client over plain simulated RAM (no text protocol).
     struct Rig {
-        let service: VariableService
+        let service: VariableService<Libcrypto>
         let client: MMClient
 
         init(variables: Int) {

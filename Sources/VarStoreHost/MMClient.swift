@@ -1,4 +1,5 @@
 import VarStoreCore
+import VarStoreCrypto
 
 /// The guest side of the MM variable protocol, as edk2's VariableSmmRuntimeDxe and
 /// VirtMmCommunicationDxe drive it: builds request buffers, rings the uefi-vars doorbell
@@ -123,7 +124,7 @@ public struct MMClient {
         }
     }
 
-    public func queryVariableInfo(attributes: UInt32) -> (status: EFIStatus, info: VariableService.StorageInfo?) {
+    public func queryVariableInfo(attributes: UInt32) -> (status: EFIStatus, info: StorageInfo?) {
         var body = [UInt8](repeating: 0, count: 24)
         LittleEndian.append(attributes, to: &body)
         let (status, reply) = smm(.queryVariableInfo, body)

@@ -1,5 +1,6 @@
 import Foundation
 import VarStoreCore
+import VarStoreCrypto
 
 /// A machine that answers QEMU's qtest text protocol (QEMU docs/devel/qtest.rst,
 /// system/qtest.c): simulated guest RAM from address 0 and the uefi-vars device at
@@ -11,17 +12,17 @@ import VarStoreCore
 /// Where QEMU would abort on a malformed command, the machine answers `FAIL <reason>`.
 public final class QTestMachine {
     public let ram: SparseGuestRAM
-    public let device: UEFIVarsDevice<SparseGuestRAM>
+    public let device: UEFIVarsDevice<SparseGuestRAM, Libcrypto>
     public let deviceBase: UInt64
 
-    public init(service: VariableService, ramSize: UInt64 = 256 << 20, usePIO: Bool = false,
+    public init(service: VariableService<Libcrypto>, ramSize: UInt64 = 256 << 20, usePIO: Bool = false,
                 deviceBase: UInt64 = UEFIVarsRegister.x86BaseAddress) {
         ram = SparseGuestRAM(size: ramSize)
         device = UEFIVarsDevice(service: service, memory: ram, usePIO: usePIO)
         self.deviceBase = deviceBase
     }
 
-    public var service: VariableService { device.service }
+    public var service: VariableService<Libcrypto> { device.service }
 
     /// Handles one line (without its newline) and returns the reply line (without newline).
     public func handle(line: String) -> String {

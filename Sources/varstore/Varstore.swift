@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VarStoreCore
+import VarStoreCrypto
 import VarStoreHost
 
 @main

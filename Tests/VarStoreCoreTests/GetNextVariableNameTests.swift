@@ -27,8 +27,12 @@ import Testing
         #expect(rig.names() == ["A", "B", "C"])
     }
 
-    @Test func emptyStoreIsNotFound() {
-        #expect(Rig().next(after: "").status == Status.notFound)
+    @Test func aFreshServiceEnumeratesItsSecureBootVariables() {
+        // Created at power-on in this order; nothing else exists yet.
+        let rig = Rig()
+        #expect(rig.names(includingService: true) == ["SetupMode", "SignatureSupport", "SecureBoot", "AuditMode",
+                                                       "DeployedMode", "CustomMode", "VendorKeysNv", "VendorKeys"])
+        #expect(rig.next(after: "VendorKeys", guid: WireGUID.global).status == Status.notFound)
     }
 
     @Test func lastVariableIsFollowedByNotFound() {
@@ -46,13 +50,14 @@ import Testing
 
     @Test func smallOutputBufferReportsTheNeededSize() {
         let rig = Rig()
-        _ = rig.set("LongerName", attributes: Attr.bsRt, data: [1])
-        // The UEFI SCT starts with NameSize 2 and an empty name.
-        let small = rig.next(after: "", bufferSize: 2)
+        _ = rig.set("AMuchLongerName", attributes: Attr.bsRt, data: [1])
+        // The service's own variables come first; ask for the one after the last of them,
+        // with a buffer that holds that name but not the next.
+        let small = rig.next(after: "VendorKeys", guid: WireGUID.global, bufferSize: UInt64(ucs2("VendorKeys").count))
         #expect(small.status == Status.bufferTooSmall)
-        #expect(small.nameSize == UInt64(ucs2("LongerName").count))
-        let exact = rig.next(after: "", bufferSize: UInt64(ucs2("LongerName").count))
-        #expect(exact.status == Status.success && exact.name == "LongerName")
+        #expect(small.nameSize == UInt64(ucs2("AMuchLongerName").count))
+        let exact = rig.next(after: "VendorKeys", guid: WireGUID.global, bufferSize: UInt64(ucs2("AMuchLongerName").count))
+        #expect(exact.status == Status.success && exact.name == "AMuchLongerName")
         #expect(exact.guid == WireGUID.vendor)
     }
 

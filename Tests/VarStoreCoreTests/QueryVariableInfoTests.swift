@@ -28,22 +28,22 @@ import Testing
     @Test func figuresAddUpAfterSetsAndDeletes() {
         let rig = Rig()
         let start = rig.query(Attr.nvBsRt)
-        #expect(start.maximum == 0x40000 && start.remaining == 0x40000)
+        #expect(start.maximum == 0x40000 && start.remaining == 0x40000 - Baseline.nonVolatile)
         #expect(start.largest == 0x8400 - 60)
         _ = rig.set("First", attributes: Attr.nvBsRt, data: [UInt8](repeating: 1, count: 100))    // 60 + 12 + 100
         _ = rig.set("Second", attributes: Attr.nvBsRt, data: [UInt8](repeating: 1, count: 50))    // 60 + 14 + 50
         _ = rig.set("Volatile", attributes: Attr.bsRt, data: [UInt8](repeating: 1, count: 10))    // other class
-        #expect(rig.query(Attr.nvBsRt).remaining == 0x40000 - 172 - 124)
+        #expect(rig.query(Attr.nvBsRt).remaining == 0x40000 - Baseline.nonVolatile - 172 - 124)
         _ = rig.set("First", attributes: Attr.nvBsRt, data: [])
-        #expect(rig.query(Attr.nvBsRt).remaining == 0x40000 - 124)
+        #expect(rig.query(Attr.nvBsRt).remaining == 0x40000 - Baseline.nonVolatile - 124)
         _ = rig.set("Second", attributes: Attr.nvBsRt | Attr.append, data: [1, 2])
-        #expect(rig.query(Attr.nvBsRt).remaining == 0x40000 - 126)
-        #expect(rig.query(Attr.bsRt).remaining == 0x40000 - (60 + 18 + 10))
+        #expect(rig.query(Attr.nvBsRt).remaining == 0x40000 - Baseline.nonVolatile - 126)
+        #expect(rig.query(Attr.bsRt).remaining == 0x40000 - Baseline.volatile - (60 + 18 + 10))
     }
 
     @Test func largestVariableIsClampedToTheSpaceLeft() {
         var configuration = ServiceConfiguration()
-        configuration.volatileStorageSize = 500
+        configuration.volatileStorageSize = 500 + Baseline.volatile
         let rig = Rig(configuration: configuration)
         _ = rig.set("A", attributes: Attr.bsRt, data: [UInt8](repeating: 1, count: 100))   // 164 charged
         let info = rig.query(Attr.bsRt)

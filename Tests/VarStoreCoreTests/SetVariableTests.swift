@@ -38,9 +38,10 @@ import Testing
         #expect(Rig().set("V", attributes: Attr.nvBsRt | Attr.aw, data: [1]) == Status.unsupported)
     }
 
-    @Test func timeBasedAuthenticatedWritesAreWriteProtected() {
+    @Test func malformedAuthenticationDescriptorIsSecurityViolation() {
+        // 40 zero bytes: dwLength 0 is below the 24-byte WIN_CERTIFICATE_UEFI_GUID header.
         let rig = Rig()
-        #expect(rig.set("V", attributes: Attr.nvBsRt | Attr.at, data: [UInt8](repeating: 0, count: 40)) == Status.writeProtected)
+        #expect(rig.set("V", attributes: Attr.nvBsRt | Attr.at, data: [UInt8](repeating: 0, count: 40)) == Status.securityViolation)
         #expect(rig.get("V").status == Status.notFound)
     }
 
@@ -48,7 +49,8 @@ import Testing
         let rig = Rig()
         let key = VariableKey(guid: EFIGUID(wire: WireGUID.vendor, at: 0)!, name: VariableName("Auth")!)
         rig.service.load([Variable(key: key, attributes: [.nonVolatile, .bootServiceAccess, .runtimeAccess, .timeBasedAuthenticatedWriteAccess], data: [9])])
-        #expect(rig.set("Auth", attributes: Attr.nvBsRt | Attr.at, data: []) == Status.writeProtected)
+        // DataSize 0 cannot hold an EFI_VARIABLE_AUTHENTICATION_2.
+        #expect(rig.set("Auth", attributes: Attr.nvBsRt | Attr.at, data: []) == Status.securityViolation)
         #expect(rig.set("Auth", attributes: 0, data: []) == Status.writeProtected)
         #expect(rig.set("Auth", attributes: 0, data: [1]) == Status.writeProtected)
         #expect(rig.set("Auth", attributes: Attr.nvBsRt, data: [1]) == Status.invalidParameter)
@@ -174,7 +176,7 @@ import Testing
 @Suite struct QuotaTests {
     static var small: ServiceConfiguration {
         var configuration = ServiceConfiguration()
-        configuration.volatileStorageSize = 1000
+        configuration.volatileStorageSize = 1000 + Baseline.volatile
         return configuration
     }
 

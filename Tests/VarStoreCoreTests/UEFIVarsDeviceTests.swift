@@ -1,9 +1,11 @@
 import Testing
 @testable import VarStoreCore
+import VarStoreCrypto
+import VarStoreCrypto
 
 /// The uefi-vars register block (reference mm-protocol.md §1.2–1.4).
 @Suite struct UEFIVarsDeviceTests {
-    func device(usePIO: Bool = false) -> UEFIVarsDevice<FlatMemory> {
+    func device(usePIO: Bool = false) -> UEFIVarsDevice<FlatMemory, Libcrypto> {
         UEFIVarsDevice(service: VariableService(), memory: FlatMemory(), usePIO: usePIO)
     }
 

@@ -30,7 +30,7 @@ import Testing
 
     @Test func propertiesCountAgainstVolatileStorage() {
         var configuration = ServiceConfiguration()
-        configuration.volatileStorageSize = 60
+        configuration.volatileStorageSize = 60 + Baseline.volatile
         let rig = Rig(configuration: configuration)
         // 24 + NameSize each: "P1\0" costs 30.
         #expect(rig.call(9, propertyMessage("P1")).status == Status.success)

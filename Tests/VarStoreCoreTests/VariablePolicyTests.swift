@@ -97,7 +97,7 @@ extension Rig {
 
     @Test func policiesCountAgainstVolatileStorage() {
         var configuration = ServiceConfiguration()
-        configuration.volatileStorageSize = 200
+        configuration.volatileStorageSize = 200 + Baseline.volatile
         let rig = Rig(configuration: configuration)
         let entry = policyEntry(name: "Name0001")  // 44 + 18 = 62 bytes
         #expect(rig.register(entry) == Status.success)

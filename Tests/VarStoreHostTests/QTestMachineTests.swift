@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VarStoreCore
+import VarStoreCrypto
 @testable import VarStoreHost
 
 /// The qtest text protocol (QEMU system/qtest.c) and a scripted session through it.
@@ -78,16 +79,24 @@ import VarStoreCore
         #expect(u64(get, 32) == 0)
         #expect(u64(get, 56) == 3 && u32(get, 72) == 7)
         #expect(Array(get[82 ..< 85]) == [1, 2, 3])
-        // GetNextVariableName from the empty name finds it; after it, EFI_NOT_FOUND.
-        let first = exchange(mm(le64(2) + le64(0) + [UInt8](repeating: 0, count: 16) + le64(32) + [UInt8](repeating: 0, count: 32)))
+        // GetNextVariableName after the service's last own variable (VendorKeys, global GUID)
+        // finds it; after it, EFI_NOT_FOUND.
+        let global: [UInt8] = [0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11, 0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c]
+        var vendorKeys: [UInt8] = []
+        for unit in "VendorKeys".utf16 { vendorKeys += [UInt8(unit & 0xff), UInt8(unit >> 8)] }
+        vendorKeys += [UInt8](repeating: 0, count: 32 - vendorKeys.count)
+        var request: [UInt8] = le64(2) + le64(0)
+        request += global + le64(32) + vendorKeys
+        let first = exchange(mm(request))
         #expect(u64(first, 32) == 0)
         #expect(Array(first[40 ..< 56]) == vendor && u64(first, 56) == 6 && Array(first[64 ..< 70]) == name)
         let end = exchange(mm(le64(2) + le64(0) + vendor + le64(32) + name + [UInt8](repeating: 0, count: 26)))
         #expect(u64(end, 32) == 0x8000_0000_0000_000E)
-        // QueryVariableInfo(NV|BS|RT): 256 KiB, less 60 + 6 + 3 for "Hi".
+        // QueryVariableInfo(NV|BS|RT): 256 KiB, less 60 + 6 + 3 for "Hi" and the service's
+        // CustomMode (60 + 22 + 1) and VendorKeysNv (60 + 26 + 1).
         let query = exchange(mm(le64(4) + le64(0) + le64(0) + le64(0) + le64(0) + le32(7)))
         #expect(u64(query, 32) == 0)
-        #expect(u64(query, 40) == 0x40000 && u64(query, 48) == 0x40000 - 69)
+        #expect(u64(query, 40) == 0x40000 && u64(query, 48) == 0x40000 - 69 - 83 - 87)
         // Delete, then GetVariable is EFI_NOT_FOUND and a second delete is EFI_NOT_FOUND too.
         #expect(u64(exchange(access(3, dataSize: 0, attributes: 7, data: [])), 32) == 0)
         #expect(u64(exchange(access(1, dataSize: 8, attributes: 0, data: [UInt8](repeating: 0, count: 8))), 32) == 0x8000_0000_0000_000E)

@@ -68,7 +68,13 @@ def get_variable(q, name, size=64, guid=VENDOR):
     attributes, = struct.unpack_from("<I", data, 72)
     return status, attributes, data[76 + len(n):76 + len(n) + length] if status == 0 else b""
 
-def enumerate_names(q):
+# Variables the service keeps for Secure Boot from power-on (none enrolled): volatile status
+# variables, and the non-volatile CustomMode (60 + 22 + 1 bytes) and VendorKeysNv (60 + 26 + 1).
+SERVICE = {"SetupMode", "SignatureSupport", "SecureBoot", "AuditMode", "DeployedMode", "CustomMode",
+           "VendorKeysNv", "VendorKeys"}
+SERVICE_NV_BYTES = 83 + 87
+
+def enumerate_names(q, everything=False):
     names, name, guid = [], "", uuid.UUID(int=0)
     while True:
         n = ucs2(name) if name else b"\0\0"
@@ -80,7 +86,8 @@ def enumerate_names(q):
         size, = struct.unpack_from("<Q", data, 56)
         name = data[64:64 + size - 2].decode("utf-16-le")
         guid = uuid.UUID(bytes_le=data[40:56])
-        names.append(name)
+        if everything or name not in SERVICE:
+            names.append(name)
 
 def query(q, attributes):
     status, data = mm(q, 4, struct.pack("<QQQI", 0, 0, 0, attributes))
@@ -98,11 +105,13 @@ def main(binary):
     assert set_variable(q, "Greeting", 6, b"x") == INVALID_PARAMETER
     assert enumerate_names(q) == ["Scratch", "Greeting"], enumerate_names(q)
     status, maximum, remaining, largest = query(q, 7)
-    assert status == 0 and maximum == 0x40000 and remaining == 0x40000 - (60 + 18 + 11), (maximum, remaining)
-    # The JSON file already holds the non-volatile variable, and only it.
+    assert status == 0 and maximum == 0x40000 and remaining == 0x40000 - SERVICE_NV_BYTES - (60 + 18 + 11), (maximum, remaining)
+    # The JSON file already holds the non-volatile variable, and of ours only it.
     saved = json.load(open(store))
     assert saved["version"] == 2
-    assert [(v["name"], v["attr"], v["data"]) for v in saved["variables"]] == [("Greeting", 7, b"hello world".hex())]
+    ours = [(v["name"], v["attr"], v["data"]) for v in saved["variables"] if v["name"] not in SERVICE]
+    assert ours == [("Greeting", 7, b"hello world".hex())], ours
+    assert {v["name"] for v in saved["variables"]} - {"Greeting"} == {"CustomMode", "VendorKeysNv"}
     assert set_variable(q, "Scratch", 6, b"") == 0
     assert set_variable(q, "Scratch", 6, b"") == NOT_FOUND
     assert enumerate_names(q) == ["Greeting"]
@@ -116,7 +125,7 @@ def main(binary):
     assert set_variable(q, "Greeting", 7, b"") == 0
     q.proc.stdin.close()
     q.proc.wait()
-    assert json.load(open(store))["variables"] == []
+    assert [v["name"] for v in json.load(open(store))["variables"] if v["name"] not in SERVICE] == []
     # A malformed store is refused with a message naming the problem, and left untouched.
     with open(store, "w") as f:
         f.write('{"version": 2, "variables": [{"guid": "nope", "name": "A", "attr": 7, "data": "00"}]}')

@@ -28,6 +28,17 @@ public struct ServiceConfiguration: Sendable {
     /// MMI's DISABLE may switch enforcement off before the interface is locked.
     public var allowVariablePolicyDisable = false
 
+    /// Whether firmware running before EndOfDxe counts as a physically present user (edk2
+    /// UserPhysicalPresent). A VM has no physical user; with this set, the platform's own
+    /// early-boot code may set CustomMode and SecureBootEnable, and leave User mode for Audit
+    /// mode, as a present user could on hardware. After EndOfDxe nobody is present.
+    public var physicalPresenceBeforeEndOfDxe = true
+
+    /// Whether CustomMode can be switched on at all (edk2's custom mode lets a present user
+    /// change PK, KEK and the databases without signatures). When false, every write of
+    /// CustomMode is EFI_WRITE_PROTECTED, like QEMU's `disable-custom-mode`.
+    public var allowCustomMode = true
+
     public init() {}
 
     /// The sanity limit for NameSize and DataSize fields in MM requests: QEMU rejects either

@@ -105,6 +105,10 @@ enum UEFIDefinedVariables {
         entry("OsIndicationsSupported", bsRt, 8, 8),
         entry("OsIndications", nvBsRt, 8, 8),
         entry("VendorKeys", bsRt, 1, 1, readOnly: true),
+        // UEFI 2.5+ (edk2 2015's VarCheckUefiLib); AuthenticatedVariables.swift decides when
+        // they may be written.
+        entry("AuditMode", bsRt, 1, 1),
+        entry("DeployedMode", bsRt, 1, 1),
         entry("Boot####", nvBsRt, 6, check: .loadOption),
         entry("Driver####", nvBsRt, 6, check: .loadOption),
         entry("SysPrep####", nvBsRt, 6, check: .loadOption),
@@ -114,6 +118,8 @@ enum UEFIDefinedVariables {
 
     static let imageSecurity: [Entry] = [
         entry("db", nvBsRtAt, 1), entry("dbx", nvBsRtAt, 1), entry("dbt", nvBsRtAt, 1),
+        // UEFI 2.10 §32.6 (OS recovery); edk2 has no entry for it and rejects it after EndOfDxe.
+        entry("dbr", nvBsRtAt, 1),
     ]
 
     static let hardwareError: [Entry] = [entry("HwErrRec####", nvBsRtHr, 1)]

@@ -5,9 +5,13 @@
 ///
 /// Where QEMU's uefi-vars device and edk2 disagree we follow edk2; spec/semantics.md lists
 /// each choice.
-public final class VariableService {
+///
+/// Generic over the platform's crypto, which verifies Secure Boot signatures
+/// (AuthenticatedVariables.swift); no existential sits in a request path.
+public final class VariableService<Crypto: AuthenticationCrypto> {
     public let configuration: ServiceConfiguration
-    public private(set) var store = VariableStore()
+    public let crypto: Crypto
+    public internal(set) var store = VariableStore()
     public private(set) var quota: StorageQuota
     public private(set) var phase = BootPhase()
     /// Variable policies registered by firmware (and by LOCK_VARIABLE).
@@ -23,10 +27,18 @@ public final class VariableService {
     /// Increases whenever a non-volatile variable is created, changed or deleted, so a host
     /// can persist after exactly the requests that changed persistent state.
     public private(set) var nonVolatileChangeCount: UInt64 = 0
+    /// The Secure Boot platform mode; SetupMode, AuditMode, DeployedMode and SecureBoot
+    /// mirror it (SecureBootMode.swift).
+    public internal(set) var secureBootMode = SecureBootMode.setup
+    /// edk2's vendor-key state: false once keys changed outside setup mode without a
+    /// signature (custom mode). Mirrored by VendorKeysNv and VendorKeys.
+    public internal(set) var vendorKeysValid = true
 
-    public init(configuration: ServiceConfiguration = ServiceConfiguration()) {
+    public init(configuration: ServiceConfiguration = ServiceConfiguration(), crypto: Crypto) {
         self.configuration = configuration
+        self.crypto = crypto
         self.quota = StorageQuota(configuration: configuration)
+        initializeSecureBoot()
     }
 
     // MARK: Loading and resets
@@ -40,6 +52,7 @@ public final class VariableService {
             store.insert(variable)
             quota.add(variable)
         }
+        initializeSecureBoot()
     }
 
     /// A platform (hard) reset: volatile variables, locks and boot-phase flags are gone;
@@ -57,6 +70,7 @@ public final class VariableService {
         properties = [:]
         memoryOverwrite.reset()
         phase = BootPhase()
+        initializeSecureBoot()
     }
 
     public var nonVolatileVariables: [Variable] { store.all.filter { $0.isNonVolatile } }
@@ -96,10 +110,13 @@ public final class VariableService {
 
     /// Writes a variable on the service's own behalf, past every guest-facing check (edk2's
     /// internal "pass-through" writes). Quota still applies; a store that is full keeps the old
-    /// value.
-    private func storeInternally(_ key: VariableKey, attributes: VariableAttributes, data: [UInt8]) {
+    /// value. Rewriting the same value changes nothing, as in edk2.
+    func storeInternally(_ key: VariableKey, attributes: VariableAttributes, data: [UInt8]) {
         let existing = store.variable(for: key)
-        let replacement = Variable(key: key, attributes: attributes, data: data)
+        if let existing, existing.attributes == attributes, existing.data == data { return }
+        // An authenticated variable always carries a time; the service's own writes use zero.
+        let replacement = Variable(key: key, attributes: attributes, data: data,
+                                   timestamp: attributes.contains(.timeBasedAuthenticatedWriteAccess) ? .zero : nil)
         guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: StorageClass(attributes)) else { return }
         if let existing { remove(existing) }
         store.insert(replacement)
@@ -164,18 +181,24 @@ public final class VariableService {
         if attributes.contains(.hardwareErrorRecord) && configuration.hardwareErrorStorageSize == 0 {
             throw .invalidParameter
         }
-        // Time-based authenticated writes need the Secure Boot verifier; until it exists they
-        // are refused rather than stored unverified.
-        if attributes.contains(.timeBasedAuthenticatedWriteAccess) { throw .writeProtected }
+        // An authenticated write's descriptor is sanity-checked before anything else looks at
+        // sizes (EFI_SECURITY_VIOLATION); the rules below then see only the payload.
+        var descriptor: VariableAuthentication2?
+        var payload = data[...]
+        if attributes.contains(.timeBasedAuthenticatedWriteAccess) {
+            let parsed = try VariableAuthentication2.parse(data)
+            descriptor = parsed
+            payload = parsed.payload
+        }
 
         // edk2 checks the size limit (EFI_INVALID_PARAMETER, not OUT_OF_RESOURCES) before it
         // looks the variable up.
         let requestClass = StorageClass(attributes)
-        guard let requestCharge = quota.charge(nameSize: key.name.wireSize, dataSize: data.count),
+        guard let requestCharge = quota.charge(nameSize: key.name.wireSize, dataSize: payload.count),
               requestCharge <= quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
 
         let append = attributes.contains(.appendWrite)
-        let isDelete = (data.isEmpty && !append) || attributes.isDisjoint(with: [.bootServiceAccess, .runtimeAccess])
+        let isDelete = (payload.isEmpty && !append) || attributes.isDisjoint(with: [.bootServiceAccess, .runtimeAccess])
 
         // MOR and MORLock (edk2 step 12, before VarCheck).
         switch memoryOverwrite.check(key, attributes: rawAttributes, data: data, deletesAllowed: !policies.isEnabled) {
@@ -191,12 +214,15 @@ public final class VariableService {
             throw status
         }
 
+        // The Secure Boot status variables are the service's to keep true, at every phase.
+        if SecureBootVariable.readOnly.contains(key) { throw .writeProtected }
+
         // VarCheck (edk2 step 13): properties, UEFI-defined checks and variable policy.
         if phase.endOfDxe {
-            try checkProperties(key, attributes: attributes, data: data, isDelete: isDelete)
+            try checkProperties(key, attributes: attributes, data: payload, isDelete: isDelete)
         }
         if phase.endOfDxe || policies.isLocked {
-            try checkPolicy(key, attributes: attributes, dataSize: data.count, isDelete: isDelete)
+            try checkPolicy(key, attributes: attributes, dataSize: payload.count, isDelete: isDelete)
         }
 
         let existing = store.variable(for: key)
@@ -204,38 +230,76 @@ public final class VariableService {
             if phase.atRuntime && !existing.attributes.contains(.runtimeAccess) { throw .writeProtected }
             // A variable may not change its attributes; 0 (delete) and APPEND are exempt.
             if rawAttributes != 0 && attributes.stored != existing.attributes { throw .invalidParameter }
-            // Deleting or rewriting an authenticated variable needs a signature.
-            if existing.attributes.contains(.timeBasedAuthenticatedWriteAccess) { throw .writeProtected }
-            // At runtime existing volatile variables are read-only (edk2 UpdateVariable).
-            if phase.atRuntime && !existing.isNonVolatile { throw .writeProtected }
         }
+
+        // Authenticated-variable processing (AuthVariableLib), which ends in update().
+        try processVariable(AuthenticatedRequest(key: key, rawAttributes: rawAttributes, attributes: attributes,
+                                                 data: data, descriptor: descriptor, payload: payload,
+                                                 existing: existing))
+    }
+
+    /// edk2 UpdateVariable: applies a write that every check has accepted. Returns whether it
+    /// deleted the variable. `timeStamp` is the descriptor's time for authenticated writes;
+    /// `certificateDigest` the signer pin of a newly created private variable.
+    @discardableResult
+    func update(_ request: AuthenticatedRequest, timeStamp: EFITime?, certificateDigest: [UInt8]?) throws(EFIStatus) -> Bool {
+        let key = request.key
+        let attributes = request.attributes
+        let existing = request.existing
+        let append = request.isAppend
+        let requestClass = StorageClass(attributes)
+        let isDelete = (request.payload.isEmpty && !append)
+            || attributes.isDisjoint(with: [.bootServiceAccess, .runtimeAccess])
+        // At runtime existing volatile variables are read-only.
+        if let existing, phase.atRuntime && !existing.isNonVolatile { throw .writeProtected }
 
         if isDelete {
             guard let existing else { throw .notFound }
             remove(existing)
-            return
+            return true
         }
-        // An empty append changes nothing, whether or not the variable exists.
-        if append && data.isEmpty { return }
-        if let existing, !append, existing.data == data {
+        // An empty append changes nothing, whether or not the variable exists — except that
+        // an authenticated one takes the later timestamp.
+        if append && request.payload.isEmpty {
+            if let existing, let timeStamp, timeStamp.isLater(than: existing.timestamp ?? .zero) {
+                var stamped = existing
+                stamped.timestamp = timeStamp
+                store.replaceInPlace(stamped)
+                if existing.isNonVolatile { nonVolatileChangeCount &+= 1 }
+            }
+            return false
+        }
+        if let existing, !append, timeStamp == nil, existing.data.elementsEqual(request.payload) {
             // edk2 skips the flash write; QEMU still moves the variable to the end of the
             // enumeration order, and we keep QEMU's order (spec/semantics.md).
             store.insert(existing)
             if existing.isNonVolatile { nonVolatileChangeCount &+= 1 }
-            return
+            return false
         }
         if existing == nil && phase.atRuntime
             && !attributes.isSuperset(of: [.nonVolatile, .bootServiceAccess, .runtimeAccess]) {
             throw .invalidParameter
         }
 
-        var newData = data
+        var newData = Array(request.payload)
+        var newTime = timeStamp
         if append, let existing {
-            newData = existing.data + data
+            // Appending to a signature database adds only signatures it does not hold yet.
+            if key == SecureBootVariable.kek || SecureBootVariable.databases.contains(key) {
+                guard let fresh = Self.appendableSignatures(existing: existing.data, appended: request.payload) else {
+                    throw .invalidParameter
+                }
+                newData = existing.data + fresh
+            } else {
+                newData = existing.data + newData
+            }
             guard let appendedCharge = quota.charge(nameSize: key.name.wireSize, dataSize: newData.count),
                   appendedCharge <= quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
+            // An append keeps the later of the two times (edk2; QEMU takes the new one).
+            if let stored = existing.timestamp, let time = timeStamp, !time.isLater(than: stored) { newTime = stored }
         }
-        let replacement = Variable(key: key, attributes: attributes, data: newData)
+        let replacement = Variable(key: key, attributes: attributes, data: newData, timestamp: newTime,
+                                   certificateDigest: certificateDigest ?? existing?.certificateDigest)
         guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: requestClass) else {
             throw .outOfResources
         }
@@ -243,9 +307,10 @@ public final class VariableService {
         store.insert(replacement)
         quota.add(replacement)
         if replacement.isNonVolatile { nonVolatileChangeCount &+= 1 }
+        return false
     }
 
-    private func remove(_ variable: Variable) {
+    func remove(_ variable: Variable) {
         store.remove(variable.key)
         quota.subtract(variable)
         if variable.isNonVolatile { nonVolatileChangeCount &+= 1 }
@@ -253,17 +318,6 @@ public final class VariableService {
 
     // MARK: QueryVariableInfo
 
-    public struct StorageInfo: Equatable, Sendable {
-        public var maximumVariableStorageSize: UInt64
-        public var remainingVariableStorageSize: UInt64
-        public var maximumVariableSize: UInt64
-
-        public init(maximumVariableStorageSize: UInt64, remainingVariableStorageSize: UInt64, maximumVariableSize: UInt64) {
-            self.maximumVariableStorageSize = maximumVariableStorageSize
-            self.remainingVariableStorageSize = remainingVariableStorageSize
-            self.maximumVariableSize = maximumVariableSize
-        }
-    }
 
     /// QueryVariableInfo with edk2's check order (VariableServiceQueryVariableInfo); the
     /// figures are those of the storage class the attributes select.
@@ -295,7 +349,7 @@ public final class VariableService {
     }
 
     /// edk2 VarCheckLibSetVariableCheck and VarCheckUefiLib's handler.
-    private func checkProperties(_ key: VariableKey, attributes: VariableAttributes, data: [UInt8], isDelete: Bool) throws(EFIStatus) {
+    private func checkProperties(_ key: VariableKey, attributes: VariableAttributes, data: ArraySlice<UInt8>, isDelete: Bool) throws(EFIStatus) {
         let property = variableProperty(key)
         if let property {
             if property.isReadOnly { throw .writeProtected }
@@ -314,7 +368,7 @@ public final class VariableService {
         }
         // A UEFI namespace holds only the variables UEFI defines.
         if UEFIDefinedVariables.table(for: key.guid) != nil && property == nil { throw .invalidParameter }
-        if !data.isEmpty, let entry = UEFIDefinedVariables.lookup(key), !UEFIDefinedVariables.passes(entry.check, data) {
+        if !data.isEmpty, let entry = UEFIDefinedVariables.lookup(key), !UEFIDefinedVariables.passes(entry.check, Array(data)) {
             throw .invalidParameter
         }
     }
@@ -397,5 +451,18 @@ public final class VariableService {
         } catch .alreadyStarted {
             return
         }
+    }
+}
+
+/// What QueryVariableInfo reports for one storage class.
+public struct StorageInfo: Equatable, Sendable {
+    public var maximumVariableStorageSize: UInt64
+    public var remainingVariableStorageSize: UInt64
+    public var maximumVariableSize: UInt64
+
+    public init(maximumVariableStorageSize: UInt64, remainingVariableStorageSize: UInt64, maximumVariableSize: UInt64) {
+        self.maximumVariableStorageSize = maximumVariableStorageSize
+        self.remainingVariableStorageSize = remainingVariableStorageSize
+        self.maximumVariableSize = maximumVariableSize
     }
 }

@@ -76,6 +76,17 @@ public struct VariableStore: Sendable {
         index[variable.key] = position
     }
 
+    /// Replaces a stored variable's data and timestamp where it stands in enumeration order
+    /// (edk2 patches SetupMode and SecureBoot in place). Returns false, changing nothing, if
+    /// no variable with the same key and attributes is stored.
+    @discardableResult
+    public mutating func replaceInPlace(_ variable: Variable) -> Bool {
+        guard let position = index[variable.key], let old = slots[position]?.variable,
+              old.attributes == variable.attributes else { return false }
+        slots[position]!.variable = variable
+        return true
+    }
+
     @discardableResult
     public mutating func remove(_ key: VariableKey) -> Variable? {
         guard let position = index.removeValue(forKey: key), let slot = slots[position] else { return nil }

@@ -1,4 +1,5 @@
 import VarStoreCore
+import VarStoreCrypto
 
 // Request bytes for the tests are laid out here by hand from the reference tables
 // (../shared/reference/mm-protocol.md §2), not with the encoders under test.
@@ -26,6 +27,7 @@ enum Status {
     static let outOfResources: UInt64 = 0x8000_0000_0000_0009
     static let notFound: UInt64 = 0x8000_0000_0000_000E
     static let accessDenied: UInt64 = 0x8000_0000_0000_000F
+    static let securityViolation: UInt64 = 0x8000_0000_0000_001A
 }
 
 enum Attr {
@@ -97,8 +99,8 @@ struct FlatMemory: GuestMemory {
 /// A device with a 64 KiB DMA buffer set up the way edk2's QemuMmio.c does it.
 final class Rig {
     static let bufferAddress: UInt64 = 0x2000
-    let service: VariableService
-    let device: UEFIVarsDevice<FlatMemory>
+    let service: VariableService<Libcrypto>
+    let device: UEFIVarsDevice<FlatMemory, Libcrypto>
 
     init(configuration: ServiceConfiguration = ServiceConfiguration(), usePIO: Bool = false, bufferSize: UInt64 = 0x10000) {
         service = VariableService(configuration: configuration)
@@ -162,15 +164,16 @@ final class Rig {
         return (status, size, Array(payload[16 ..< 32]), String(decoding: units, as: UTF16.self))
     }
 
-    /// Names in enumeration order.
-    func names() -> [String] {
+    /// Names in enumeration order, without the service's own Secure Boot variables
+    /// (`Baseline`) unless asked for.
+    func names(includingService: Bool = false) -> [String] {
         var out: [String] = []
         var current = ""
         var guid = WireGUID.vendor
         while true {
             let result = next(after: current, guid: guid)
             guard result.status == Status.success else { return out }
-            out.append(result.name)
+            if includingService || !Baseline.names.contains(result.name) { out.append(result.name) }
             current = result.name
             guid = result.guid
         }
@@ -183,4 +186,24 @@ final class Rig {
     }
 
     func signal(_ guid: [UInt8]) -> UInt64 { dma(mmMessage(guid, [0])).status }
+}
+
+/// The variables every service creates for Secure Boot at power-on with no PK (edk2
+/// AuthVariableLibInitialize, plus UEFI 2.10's AuditMode and DeployedMode), and the storage
+/// they take at 60 + NameSize + DataSize each. Tests that size storage add this on top.
+enum Baseline {
+    /// Volatile, BS|RT: name and data size.
+    static let volatileVariables: [(String, UInt64)] = [
+        ("SetupMode", 1), ("SignatureSupport", 6 * 16), ("SecureBoot", 1), ("AuditMode", 1),
+        ("DeployedMode", 1), ("VendorKeys", 1),
+    ]
+    /// Non-volatile: CustomMode (NV|BS) and VendorKeysNv (NV|BS|AT).
+    static let nonVolatileVariables: [(String, UInt64)] = [("CustomMode", 1), ("VendorKeysNv", 1)]
+
+    static func charge(_ variables: [(String, UInt64)]) -> UInt64 {
+        variables.reduce(0) { $0 + 60 + UInt64(2 * ($1.0.utf16.count + 1)) + $1.1 }
+    }
+    static let volatile = charge(volatileVariables)
+    static let nonVolatile = charge(nonVolatileVariables)
+    static let names = Set((volatileVariables + nonVolatileVariables).map(\.0))
 }
