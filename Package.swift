@@ -32,7 +32,7 @@ let package = Package(
         ),
         .target(
             name: "VarStoreHost",
-            dependencies: ["VarStoreCore", "VarStoreCrypto"]
+            dependencies: ["VarStoreCore", "VarStoreCrypto", "CLibcrypto"]
         ),
         .executableTarget(
             name: "varstore",

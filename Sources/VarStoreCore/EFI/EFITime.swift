@@ -18,6 +18,13 @@ public struct EFITime: Hashable, Sendable {
     public static let size = 16
     public static let zero = EFITime(bytes: [UInt8](repeating: 0, count: 16), at: 0)!
 
+    /// A time with the fields the spec requires to be zero left zero.
+    public init(year: UInt16, month: UInt8, day: UInt8, hour: UInt8 = 0, minute: UInt8 = 0, second: UInt8 = 0) {
+        self.year = year; self.month = month; self.day = day
+        self.hour = hour; self.minute = minute; self.second = second
+        pad1 = 0; nanosecond = 0; timeZone = 0; daylight = 0; pad2 = 0
+    }
+
     public init?(bytes: [UInt8], at offset: Int) {
         var reader = ByteReader(bytes, start: offset, end: offset &+ EFITime.size)
         guard offset >= 0, reader.remaining == EFITime.size,

@@ -14,6 +14,13 @@ enum SignatureAuthority {
     case pinnedSigner
 }
 
+/// An EFI_SIGNATURE_DATA with its list's type: equal keys are edk2's duplicates (same type,
+/// same size, same bytes with the owner).
+struct SignatureEntryKey: Hashable {
+    let type: EFIGUID
+    let bytes: ArraySlice<UInt8>
+}
+
 /// One SetVariable request after the generic checks.
 struct AuthenticatedRequest {
     let key: VariableKey
@@ -182,8 +189,7 @@ extension VariableService {
            !descriptor.timeStamp.isLater(than: existing.timestamp ?? .zero) {
             throw .securityViolation
         }
-        guard descriptor.isPKCS7,
-              let signedData = crypto.parseSignedData(descriptor.certificate),
+        guard descriptor.isPKCS7, let signedData = parsedSignature(descriptor.certificate),
               let algorithm = crypto.digestAlgorithm(of: signedData) else { throw .securityViolation }
         let content = descriptor.signedContent(for: request.key, attributes: request.rawAttributes)
 
@@ -221,6 +227,15 @@ extension VariableService {
         guard verified else { throw .securityViolation }
         try checkSignatureListFormat(request.key, request.payload)
         return pin
+    }
+
+    /// The request's PKCS#7, parsed once: db and its kin try the PK path and then the KEK
+    /// path with the same signature, and parsing (certificates included) is most of the cost.
+    private func parsedSignature(_ certificate: ArraySlice<UInt8>) -> Crypto.SignedData? {
+        if let cached = signatureCache, cached.bytes.elementsEqual(certificate) { return cached.parsed }
+        guard let parsed = crypto.parseSignedData(certificate) else { return nil }
+        signatureCache = (certificate, parsed)
+        return parsed
     }
 
     /// edk2 CalculatePrivAuthVarSignChainSHADigest: H(CN ‖ TBSCertificate) of the signer,
@@ -290,13 +305,28 @@ extension VariableService {
     /// left empty disappear. nil if either value is not a well-formed list sequence.
     static func appendableSignatures(existing: [UInt8], appended: ArraySlice<UInt8>) -> [UInt8]? {
         guard let old = SignatureList.parse(existing[...]), var new = SignatureList.parse(appended) else { return nil }
-        var known: Set<[UInt8]> = []
-        for list in old {
-            for entry in list.entries { known.insert(list.signatureType.wireBytes + Array(entry)) }
-        }
-        for index in new.indices {
-            let type = new[index].signatureType.wireBytes
-            new[index].entries.removeAll { known.contains(type + Array($0)) }
+        let oldCount = old.reduce(0) { $0 + $1.entries.count }
+        let newCount = new.reduce(0) { $0 + $1.entries.count }
+        if oldCount * newCount <= 16_384 {
+            // The usual update adds a handful of entries: compare them directly (slices of
+            // the parsed values, no copies) rather than hash every stored entry.
+            for index in new.indices {
+                let list = new[index]
+                new[index].entries.removeAll { entry in
+                    old.contains { $0.signatureType == list.signatureType && $0.signatureSize == list.signatureSize
+                        && $0.entries.contains(entry) }
+                }
+            }
+        } else {
+            // Large against large (a whole dbx re-applied): one hash per stored entry.
+            var known: Set<SignatureEntryKey> = []
+            for list in old {
+                for entry in list.entries { known.insert(SignatureEntryKey(type: list.signatureType, bytes: entry)) }
+            }
+            for index in new.indices {
+                let type = new[index].signatureType
+                new[index].entries.removeAll { known.contains(SignatureEntryKey(type: type, bytes: $0)) }
+            }
         }
         return SignatureList.encode(new.filter { !$0.entries.isEmpty })
     }

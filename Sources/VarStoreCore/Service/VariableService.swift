@@ -33,6 +33,9 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
     /// edk2's vendor-key state: false once keys changed outside setup mode without a
     /// signature (custom mode). Mirrored by VendorKeysNv and VendorKeys.
     public internal(set) var vendorKeysValid = true
+    /// The current request's parsed PKCS#7 (AuthenticatedVariables.swift); dropped when the
+    /// request ends.
+    var signatureCache: (bytes: ArraySlice<UInt8>, parsed: Crypto.SignedData)?
 
     public init(configuration: ServiceConfiguration = ServiceConfiguration(), crypto: Crypto) {
         self.configuration = configuration
@@ -233,6 +236,7 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
         }
 
         // Authenticated-variable processing (AuthVariableLib), which ends in update().
+        defer { signatureCache = nil }
         try processVariable(AuthenticatedRequest(key: key, rawAttributes: rawAttributes, attributes: attributes,
                                                  data: data, descriptor: descriptor, payload: payload,
                                                  existing: existing))
