@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VarStoreCore
 import VarStoreCrypto
+import VarStoreHost
 
 /// Secure Boot and authenticated variables against updates made by efitools, sbsigntool and
 /// OpenSSL at test time (reference uefi-semantics.md §2).
@@ -484,5 +485,32 @@ struct SecureBootTests {
         configuration.allowCustomMode = false
         let locked = Service(configuration: configuration)
         #expect(set(locked, customMode, 0x03, [1]) == .writeProtected)
+    }
+
+    // MARK: Our own signer (host tooling and the benchmark)
+
+    @Test func updatesFromSigningIdentityVerifyWithOpenSSLAndApply() throws {
+        let identity = try SigningIdentity.generate(commonName: "Host Signer")
+        let key = Self.key("MyVar", Self.privateGUID)
+        let time = EFITime(year: 2026, month: 3, day: 1)
+        let update = try identity.authenticatedUpdate(for: key, attributes: Self.authenticated, time: time, payload: [1, 2, 3])
+        // openssl verifies the signature over the documented content; it reads only a
+        // ContentInfo, so wrap the bare SignedData (2-byte DER lengths, as edk2 does).
+        let length = Int(update[16]) | Int(update[17]) << 8
+        let signedData = Array(update[40..<(16 + length)])
+        func be16(_ value: Int) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xff)] }
+        let oid: [UInt8] = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02]
+        let wrapped = [0x30, 0x82] + be16(signedData.count + 15) + oid + [0xa0, 0x82] + be16(signedData.count) + signedData
+        let content = Authentication2.signedContent(name: "MyVar", guid: Self.privateGUID, attributes: Self.authenticated,
+                                                    time: Authentication2.time(2026, 3, 1), payload: [1, 2, 3])
+        try tools.write(wrapped, to: "host-signed.p7")
+        try tools.write(content, to: "host-signed.content")
+        try tools.write(identity.certificateDER, to: "host-signer.der")
+        try tools.run("openssl", "x509", "-inform", "DER", "-in", "host-signer.der", "-out", "host-signer.pem")
+        try tools.run("openssl", "smime", "-verify", "-binary", "-inform", "DER", "-in", "host-signed.p7",
+                      "-content", "host-signed.content", "-CAfile", "host-signer.pem", "-partial_chain", "-out", "/dev/null")
+        let service = Service()
+        #expect(set(service, key, Self.authenticated, update) == .success)
+        #expect(value(service, "MyVar", Self.privateGUID) == [1, 2, 3])
     }
 }

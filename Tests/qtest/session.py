@@ -13,6 +13,9 @@ SMM_VARIABLE = uuid.UUID("ed32d533-99e6-4209-9cc0-2d72cdd998a7").bytes_le
 VENDOR = uuid.UUID("3f1b2a4c-5d6e-4f70-8192-a3b4c5d6e7f8")
 NOT_FOUND = 0x800000000000000E
 INVALID_PARAMETER = 0x8000000000000002
+SECURITY_VIOLATION = 0x800000000000001A
+GLOBAL = uuid.UUID("8be4df61-93ca-11d2-aa0d-00e098032b8c")
+IMAGE_SECURITY = uuid.UUID("d719b2cb-3d3a-4596-a3bc-dad00e67656f")
 
 class QTest:
     def __init__(self, binary, *args):
@@ -132,7 +135,51 @@ def main(binary):
     bad = subprocess.run([binary, "qtest", "--json", store], input="", capture_output=True, text=True)
     assert bad.returncode != 0 and "variables[0].guid 'nope' is not a GUID" in bad.stderr, bad.stderr
     assert "nope" in open(store).read()
+    secure_boot(binary)
     print("qtest session: every check passed")
+
+def run(directory, *command):
+    subprocess.run(command, cwd=directory, check=True, capture_output=True, env=dict(os.environ, TZ="UTC"))
+
+def secure_boot(binary):
+    """Enroll PK, KEK and db with updates signed by efitools, as a guest would, and read
+    SecureBoot back; then restart from the JSON store."""
+    work = tempfile.mkdtemp(prefix="varstore-secureboot-")
+    for name in ("PK", "KEK", "DB", "Stranger"):
+        run(work, "openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "365",
+            "-subj", f"/CN=qtest {name}/", "-keyout", f"{name}.key", "-out", f"{name}.crt")
+        run(work, "cert-to-efi-sig-list", "-g", str(VENDOR), f"{name}.crt", f"{name}.esl")
+    def signed(variable, esl, signer, time="2026-01-01 00:00:00"):
+        out = f"{variable}-{signer}.auth"
+        run(work, "sign-efi-sig-list", "-t", time, "-k", f"{signer}.key", "-c", f"{signer}.crt", variable, esl, out)
+        return open(os.path.join(work, out), "rb").read()
+    store = os.path.join(work, "vars.json")
+    q = QTest(binary, "--json", store)
+    init(q)
+    assert get_variable(q, "SetupMode", guid=GLOBAL) == (0, 6, b"\x01")
+    assert get_variable(q, "SecureBoot", guid=GLOBAL) == (0, 6, b"\x00")
+    assert set_variable(q, "PK", 0x27, signed("PK", "PK.esl", "PK"), guid=GLOBAL) == 0
+    assert set_variable(q, "KEK", 0x27, signed("KEK", "KEK.esl", "PK"), guid=GLOBAL) == 0
+    assert set_variable(q, "db", 0x27, signed("db", "DB.esl", "Stranger"), guid=IMAGE_SECURITY) == SECURITY_VIOLATION
+    assert set_variable(q, "db", 0x27, signed("db", "DB.esl", "KEK"), guid=IMAGE_SECURITY) == 0
+    assert get_variable(q, "SecureBoot", guid=GLOBAL) == (0, 6, b"\x01")
+    assert get_variable(q, "SetupMode", guid=GLOBAL) == (0, 6, b"\x00")
+    db = open(os.path.join(work, "DB.esl"), "rb").read()
+    assert get_variable(q, "db", size=4096, guid=IMAGE_SECURITY) == (0, 0x27, db)
+    q.kill()
+    # PK, KEK and db persisted with their timestamps; the mode follows from PK after a restart.
+    saved = {v["name"]: v for v in json.load(open(store))["variables"]}
+    assert saved["PK"]["attr"] == 0x27 and saved["PK"]["time"].startswith("ea07010100"), saved["PK"]
+    q = QTest(binary, "--json", store)
+    init(q)
+    assert get_variable(q, "SecureBoot", guid=GLOBAL) == (0, 6, b"\x01")
+    assert get_variable(q, "db", size=4096, guid=IMAGE_SECURITY) == (0, 0x27, db)
+    # An older update is refused: the stored time came back from the file.
+    assert set_variable(q, "db", 0x27, signed("db", "Stranger.esl", "KEK", "2025-01-01 00:00:00"),
+                        guid=IMAGE_SECURITY) == SECURITY_VIOLATION
+    q.proc.stdin.close()
+    q.proc.wait()
+    print("qtest session: Secure Boot enrolled with signed updates; SecureBoot reads 1")
 
 if __name__ == "__main__":
     main(sys.argv[1])
