@@ -44,8 +44,8 @@ struct SecureBootTests {
     }
 
     /// A service in User mode: PK = "PK", KEK = "KEK", both written at 2026-01-01.
-    func userMode() throws -> Service {
-        let service = Service()
+    func userMode(_ configuration: ServiceConfiguration = ServiceConfiguration()) throws -> Service {
+        let service = Service(configuration: configuration)
         let pkUpdate = try tools.signedUpdate("PK", payload: tools.signatureList(["PK"]), signer: "PK", time: "2026-01-01 00:00:00")
         #expect(set(service, Self.pk, Self.authenticated, pkUpdate) == .success)
         let kekUpdate = try tools.signedUpdate("KEK", payload: tools.signatureList(["KEK"]), signer: "PK", time: "2026-01-01 00:00:00")
@@ -512,5 +512,42 @@ struct SecureBootTests {
         let service = Service()
         #expect(set(service, key, Self.authenticated, update) == .success)
         #expect(value(service, "MyVar", Self.privateGUID) == [1, 2, 3])
+    }
+
+    // MARK: Failing closed (review findings)
+
+    @Test func secureBootStaysOnWhenItsEnableRecordIsMissing() throws {
+        // PK enrolled from the OS (at runtime): SecureBootEnable is not written then. After a
+        // reset the platform is in User mode and must boot with Secure Boot on.
+        let service = Service()
+        service.signalExitBootServices()
+        let pk = try tools.signedUpdate("PK", payload: tools.signatureList(["PK"]), signer: "PK", time: "2026-01-01 00:00:00")
+        #expect(set(service, Self.pk, Self.authenticated, pk) == .success)
+        #expect(value(service, "SecureBootEnable", "f0a30bc7-af08-4556-99c4-001009c93a44") == nil)
+        service.platformReset()
+        #expect(value(service, "SetupMode") == [0] && value(service, "SecureBoot") == [1])
+    }
+
+    @Test func aModeThatCannotBePersistedIsRefused() throws {
+        var small = ServiceConfiguration()
+        small.nonVolatileStorageSize = 0x4000
+        let service = try userMode(small)
+        // Fill the non-volatile store so the 91-byte SecureBootMode record cannot fit.
+        let remaining = try service.queryVariableInfo(attributes: 0x07).remainingVariableStorageSize
+        let filler = Self.key("Filler", Self.privateGUID)
+        #expect(set(service, filler, 0x07, [UInt8](repeating: 1, count: Int(remaining) - 60 - 14 - 50)) == .success)
+        #expect(set(service, Self.key("DeployedMode", Self.global), 6, [1]) == .outOfResources)
+        #expect(value(service, "DeployedMode") == [0] && value(service, "SetupMode") == [0])
+        service.platformReset()
+        #expect(value(service, "DeployedMode") == [0])
+    }
+
+    @Test func nobodyIsPresentAtRuntimeEvenWithoutEndOfDxe() throws {
+        let customMode = Self.key("CustomMode", "c076ec0c-7028-4399-a072-71ee5c448b9f")
+        let service = try userMode()
+        #expect(set(service, customMode, 0x03, [1]) == .success)
+        service.signalExitBootServices()
+        let unsigned = try tools.signedUpdate("KEK", payload: tools.signatureList(["KEK2"]), signer: "Stranger", time: "2030-01-01 00:00:00")
+        #expect(set(service, Self.kek, Self.authenticated, unsigned) == .securityViolation)
     }
 }

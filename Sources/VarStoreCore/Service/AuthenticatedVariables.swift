@@ -65,7 +65,7 @@ extension VariableService {
     /// user; when configured, platform firmware before EndOfDxe stands in for one, as OVMF's
     /// PlatformSecureLib asserts presence only during early boot.
     var userPhysicallyPresent: Bool {
-        configuration.physicalPresenceBeforeEndOfDxe && !phase.endOfDxe
+        configuration.physicalPresenceBeforeEndOfDxe && !phase.endOfDxe && !phase.atRuntime
     }
 
     /// edk2 InCustomMode() && UserPhysicalPresent().
@@ -156,17 +156,14 @@ extension VariableService {
         guard value <= 1 else { throw .invalidParameter }
         let current = isAudit ? mode.auditModeValue : mode.deployedModeValue
         if value == current { return }
-        if isAudit {
-            // User → Audit deletes PK without a signature; we require a present user for that
-            // (edk2 2015 allowed any boot-time caller).
-            if mode == .user {
-                guard userPhysicallyPresent else { throw .securityViolation }
-                if let pk = store.variable(for: SecureBootVariable.pk) { remove(pk) }
-            }
-            transition(to: .audit)
-        } else {
-            transition(to: value == 1 ? .deployed : .user)
-        }
+        let target: SecureBootMode = isAudit ? .audit : (value == 1 ? .deployed : .user)
+        // User → Audit deletes PK without a signature; we require a present user for that
+        // (edk2 2015 allowed any boot-time caller).
+        if isAudit && mode == .user && !userPhysicallyPresent { throw .securityViolation }
+        // The mode must survive a reset; without room for its record the write fails whole.
+        guard persist(target) else { throw .outOfResources }
+        if isAudit && mode == .user, let pk = store.variable(for: SecureBootVariable.pk) { remove(pk) }
+        transition(to: target)
     }
 
     // MARK: Verification (VerifyTimeBasedPayloadAndUpdate, VerifyTimeBasedPayload)
@@ -213,7 +210,7 @@ extension VariableService {
         case .pinnedSigner:
             guard let signer = crypto.signerCertificates(of: signedData).first else { throw .securityViolation }
             if let existing = request.existing {
-                guard let stored = existing.certificateDigest,
+                guard let stored = existing.certificateDigest, !stored.isEmpty,
                       let computed = signerPin(signer, algorithm), stored == computed else {
                     throw .securityViolation
                 }
@@ -249,7 +246,8 @@ extension VariableService {
         // edk2 measures the name with AsciiStrLen: it ends at an embedded NUL.
         if let nul = input.firstIndex(of: 0) { input.removeSubrange(nul...) }
         input += facts.toBeSigned
-        return crypto.digest(algorithm, input)
+        let pin = crypto.digest(algorithm, input)
+        return pin.isEmpty ? nil : pin
     }
 
     /// The certificate in PK's first EFI_SIGNATURE_DATA (edk2 compares only that one, and

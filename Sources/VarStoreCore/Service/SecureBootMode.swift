@@ -97,7 +97,10 @@ extension VariableService {
         if !mode.isSetupMode && store.variable(for: SecureBootVariable.secureBootEnable) == nil {
             storeInternally(SecureBootVariable.secureBootEnable, attributes: Self.platformAttributes, data: [1])
         }
-        let enabled = store.variable(for: SecureBootVariable.secureBootEnable)?.data == [1]
+        // A missing SecureBootEnable counts as enabled: the record can be missing only because
+        // PK was enrolled at runtime or the store had no room for it, and neither may turn
+        // Secure Boot off (fail closed).
+        let enabled = store.variable(for: SecureBootVariable.secureBootEnable).map { $0.data == [1] } ?? true
         storeInternally(SecureBootVariable.secureBoot, attributes: Self.statusAttributes,
                         data: [!mode.isSetupMode && enabled ? 1 : 0])
         storeInternally(SecureBootVariable.auditMode, attributes: Self.statusAttributes, data: [mode.auditModeValue])
@@ -132,13 +135,15 @@ extension VariableService {
         }
     }
 
-    /// Audit and Deployed mode survive a reset only through this record.
-    private func persist(_ mode: SecureBootMode) {
+    /// Audit and Deployed mode survive a reset only through this record. Returns false if the
+    /// store has no room for it.
+    @discardableResult
+    func persist(_ mode: SecureBootMode) -> Bool {
         if mode == .audit || mode == .deployed {
-            storeInternally(SecureBootVariable.persistedMode, attributes: Self.platformAttributes, data: [mode.rawValue])
-        } else if let record = store.variable(for: SecureBootVariable.persistedMode) {
-            remove(record)
+            return storeInternally(SecureBootVariable.persistedMode, attributes: Self.platformAttributes, data: [mode.rawValue])
         }
+        if let record = store.variable(for: SecureBootVariable.persistedMode) { remove(record) }
+        return true
     }
 
     private func patchStatus(_ key: VariableKey, _ value: UInt8) {

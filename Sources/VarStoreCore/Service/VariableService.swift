@@ -114,17 +114,19 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
     /// Writes a variable on the service's own behalf, past every guest-facing check (edk2's
     /// internal "pass-through" writes). Quota still applies; a store that is full keeps the old
     /// value. Rewriting the same value changes nothing, as in edk2.
-    func storeInternally(_ key: VariableKey, attributes: VariableAttributes, data: [UInt8]) {
+    @discardableResult
+    func storeInternally(_ key: VariableKey, attributes: VariableAttributes, data: [UInt8]) -> Bool {
         let existing = store.variable(for: key)
-        if let existing, existing.attributes == attributes, existing.data == data { return }
+        if let existing, existing.attributes == attributes, existing.data == data { return true }
         // An authenticated variable always carries a time; the service's own writes use zero.
         let replacement = Variable(key: key, attributes: attributes, data: data,
                                    timestamp: attributes.contains(.timeBasedAuthenticatedWriteAccess) ? .zero : nil)
-        guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: StorageClass(attributes)) else { return }
+        guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: StorageClass(attributes)) else { return false }
         if let existing { remove(existing) }
         store.insert(replacement)
         quota.add(replacement)
         if replacement.isNonVolatile { nonVolatileChangeCount &+= 1 }
+        return true
     }
 
     /// After ExitBootServices only variables with RUNTIME_ACCESS exist for the caller.
