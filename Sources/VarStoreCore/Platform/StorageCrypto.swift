@@ -1,0 +1,20 @@
+/// The cryptography the encrypted store needs, supplied by the platform (libcrypto on a host).
+/// The core composes these into the LUKS2 key check, the segment's XTS sectors and the sealed
+/// records of the store (spec/storage.md); it implements none of the primitives itself.
+public protocol StorageCrypto {
+    func sha256(_ data: [UInt8]) -> [UInt8]
+    /// HKDF-SHA-256 (RFC 5869), extract then expand to `count` bytes.
+    func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], count: Int) -> [UInt8]
+    /// PBKDF2 (RFC 8018) with HMAC over `hash`; nil if the parameters are unusable.
+    func pbkdf2(_ hash: DigestAlgorithm, password: [UInt8], salt: [UInt8], iterations: UInt32, count: Int) -> [UInt8]?
+    /// AES-256-GCM with a 96-bit nonce: ciphertext followed by the 16-byte tag.
+    func sealAES256GCM(key: [UInt8], nonce: [UInt8], additionalData: [UInt8], plaintext: [UInt8]) -> [UInt8]?
+    /// The plaintext, or nil if the tag does not authenticate.
+    func openAES256GCM(key: [UInt8], nonce: [UInt8], additionalData: [UInt8], sealed: [UInt8]) -> [UInt8]?
+    /// One dm-crypt "aes-xts-plain64" sector: `key` is 32 or 64 bytes (AES-128/256-XTS), the
+    /// tweak is the 64-bit little-endian sector number. nil if the key or length is unusable.
+    func aesXTS(encrypt: Bool, key: [UInt8], sector: UInt64, data: [UInt8]) -> [UInt8]?
+    /// Fresh random bytes (nonces); nil if the platform has none to give, which the store
+    /// reports as an error rather than sealing with a predictable nonce.
+    func randomBytes(_ count: Int) -> [UInt8]?
+}

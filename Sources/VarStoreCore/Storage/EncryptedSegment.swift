@@ -1,0 +1,69 @@
+/// The LUKS2 data segment seen in plaintext: each 512-byte sector is encrypted exactly as
+/// dm-crypt's aes-xts-plain64 does it (tweak = sector number within the segment, iv_tweak 0),
+/// so `cryptsetup open` on the same image shows the same bytes.
+///
+/// Only whole, aligned sectors are read or written; the store above never needs less.
+public struct EncryptedSegment<Device: Flash, Crypto: StorageCrypto>: Flash {
+    public static var sectorBytes: Int { 512 }
+
+    public var device: Device
+    let crypto: Crypto
+    let volumeKey: [UInt8]
+    let offset: UInt64
+    public let size: UInt64
+
+    /// Opens the segment `header` describes, after checking `volumeKey` against its digest.
+    public init(device: Device, header: LUKS2Header, volumeKey: [UInt8], crypto: Crypto) throws(StorageError) {
+        guard header.accepts(volumeKey: volumeKey, crypto: crypto) else { throw .wrongKey }
+        guard device.contains(offset: header.segmentOffset, count: 0),
+              header.segmentSize <= device.size - header.segmentOffset else {
+            throw .invalidGeometry("the data segment lies outside the image")
+        }
+        self.device = device
+        self.crypto = crypto
+        self.volumeKey = volumeKey
+        offset = header.segmentOffset
+        size = header.segmentSize
+    }
+
+    public var sectorSize: Int { Self.sectorBytes }
+
+    private func aligned(_ at: UInt64, _ count: Int) -> Bool {
+        at % UInt64(Self.sectorBytes) == 0 && count % Self.sectorBytes == 0 && contains(offset: at, count: count)
+    }
+
+    public mutating func read(at position: UInt64, count: Int) throws(FlashError) -> [UInt8] {
+        guard aligned(position, count) else { throw .outOfRange }
+        let cipher = try device.read(at: offset + position, count: count)
+        var plain: [UInt8] = []
+        plain.reserveCapacity(count)
+        var sector = position / UInt64(Self.sectorBytes)
+        var index = 0
+        while index < count {
+            guard let block = crypto.aesXTS(encrypt: false, key: volumeKey, sector: sector,
+                                            data: Array(cipher[index ..< index + Self.sectorBytes])) else { throw .ioError }
+            plain += block
+            index += Self.sectorBytes
+            sector += 1
+        }
+        return plain
+    }
+
+    public mutating func write(_ bytes: [UInt8], at position: UInt64) throws(FlashError) {
+        guard aligned(position, bytes.count) else { throw .outOfRange }
+        var cipher: [UInt8] = []
+        cipher.reserveCapacity(bytes.count)
+        var sector = position / UInt64(Self.sectorBytes)
+        var index = 0
+        while index < bytes.count {
+            guard let block = crypto.aesXTS(encrypt: true, key: volumeKey, sector: sector,
+                                            data: Array(bytes[index ..< index + Self.sectorBytes])) else { throw .ioError }
+            cipher += block
+            index += Self.sectorBytes
+            sector += 1
+        }
+        try device.write(cipher, at: offset + position)
+    }
+
+    public mutating func flush() throws(FlashError) { try device.flush() }
+}
