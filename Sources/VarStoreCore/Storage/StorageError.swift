@@ -1,19 +1,22 @@
 /// Why an encrypted image cannot be opened or written. Opening fails closed: none of these
 /// ever leads the store to format or rewrite the image.
+///
+/// Details are static text: comparing them needs no Unicode tables, which a freestanding
+/// build does not carry.
 public enum StorageError: Error, Equatable, Sendable {
     /// Neither LUKS2 header is present and intact (magic, version, size, checksum).
     case notLUKS2
     /// A LUKS2 header that uses something this reader does not (the detail names it).
-    case unsupportedHeader(String)
+    case unsupportedHeader(StaticString)
     /// The JSON metadata is malformed or lacks a field the reader needs (named).
-    case malformedMetadata(String)
+    case malformedMetadata(StaticString)
     /// The volume key does not match the header's digest.
     case wrongKey
     /// The segment holds no variable store superblock that authenticates under this key.
     case notFormatted
     /// Records that authenticate under this key contradict each other: something rewrote,
     /// reordered or spliced them (the detail says what was found).
-    case tampered(String)
+    case tampered(StaticString)
     /// The image is older than the rollback anchor allows.
     case rolledBack(generation: UInt64, minimum: UInt64)
     /// The store has no room for the commit.
@@ -23,5 +26,28 @@ public enum StorageError: Error, Equatable, Sendable {
     /// The platform gave no random bytes for a nonce.
     case noRandomness
     /// The image or request is outside what the format can describe (sizes).
-    case invalidGeometry(String)
+    case invalidGeometry(StaticString)
+}
+
+extension StorageError {
+    public static func == (lhs: StorageError, rhs: StorageError) -> Bool {
+        func same(_ a: StaticString, _ b: StaticString) -> Bool {
+            UnsafeBufferPointer(start: a.utf8Start, count: a.utf8CodeUnitCount)
+                .elementsEqual(UnsafeBufferPointer(start: b.utf8Start, count: b.utf8CodeUnitCount))
+        }
+        switch (lhs, rhs) {
+        case (.notLUKS2, .notLUKS2), (.wrongKey, .wrongKey), (.notFormatted, .notFormatted),
+             (.full, .full), (.noRandomness, .noRandomness):
+            return true
+        case (.unsupportedHeader(let a), .unsupportedHeader(let b)), (.malformedMetadata(let a), .malformedMetadata(let b)),
+             (.tampered(let a), .tampered(let b)), (.invalidGeometry(let a), .invalidGeometry(let b)):
+            return same(a, b)
+        case (.rolledBack(let a, let b), .rolledBack(let c, let d)):
+            return a == c && b == d
+        case (.flash(let a), .flash(let b)):
+            return a == b
+        default:
+            return false
+        }
+    }
 }
