@@ -16,7 +16,32 @@ struct NoMemory: GuestMemory {
 
 @_cdecl("varstore_embedded_probe")
 public func probe(_ offset: UInt64, _ value: UInt64) -> UInt64 {
-    let device = UEFIVarsDevice(service: VariableService(configuration: ServiceConfiguration(), crypto: Libcrypto()), memory: NoMemory())
+    let device = UEFIVarsDevice(service: VariableService(configuration: ServiceConfiguration(), crypto: Libcrypto(), journal: MemoryJournal()), memory: NoMemory())
     device.mmioWrite(offset: offset, size: 4, value: value)
     return device.mmioRead(offset: offset, size: 4)
+}
+
+/// Opens an encrypted image the way an SVSM would: LUKS2 header, key check, XTS segment, log.
+@_cdecl("varstore_embedded_open_probe")
+public func openProbe(_ size: Int, _ keyByte: UInt8) -> UInt64 {
+    let crypto = Libcrypto()
+    var flash = MemoryFlash(size: size)
+    do throws(StorageError) {
+        let header = try LUKS2Header.read(from: &flash, crypto: crypto)
+        let segment = try EncryptedSegment(device: flash, header: header,
+                                           volumeKey: [UInt8](repeating: keyByte, count: 64), crypto: crypto)
+        let log = try VariableLog.open(device: segment, crypto: crypto, volumeKey: [UInt8](repeating: keyByte, count: 64),
+                                       binding: header.uuid, minimumGeneration: 1)
+        // The service persists through the log, as an SVSM wires it.
+        let service = VariableService(configuration: ServiceConfiguration(), crypto: crypto, journal: log)
+        service.load(log.live.all)
+        do throws(EFIStatus) {
+            try service.setVariable(VariableKey(guid: .globalVariable, name: .empty), attributes: 7, data: [1])
+        } catch {
+            return 1
+        }
+        return log.generation
+    } catch {
+        return 0
+    }
 }

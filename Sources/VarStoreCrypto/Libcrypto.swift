@@ -197,9 +197,9 @@ public struct Libcrypto: AuthenticationCrypto {
     }
 }
 
-extension VariableService where Crypto == Libcrypto {
-    /// A service that verifies signatures with libcrypto.
+extension VariableService where Crypto == Libcrypto, Journal == MemoryJournal {
+    /// A service that verifies signatures with libcrypto and keeps variables in memory.
     public convenience init(configuration: ServiceConfiguration = ServiceConfiguration()) {
-        self.init(configuration: configuration, crypto: Libcrypto())
+        self.init(configuration: configuration, crypto: Libcrypto(), journal: MemoryJournal())
     }
 }

@@ -19,7 +19,7 @@ func authenticatedKey(_ selector: UInt8) -> VariableKey {
 }
 
 /// What must hold after any sequence of requests.
-func checkSecureBootInvariants<C: AuthenticationCrypto>(_ service: VariableService<C>) {
+func checkSecureBootInvariants<C: AuthenticationCrypto, J: NonVolatileJournal>(_ service: VariableService<C, J>) {
     checkInvariants(service)
     let pk = service.store.variable(for: SecureBootVariable.pk)
     precondition((pk == nil) == service.secureBootMode.isSetupMode, "mode and PK disagree")
@@ -50,7 +50,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if selector >= 250 {
             // The merge on its own: existing and appended halves of the body.
             let split = Int(attributeSelector) * body.count / 256
-            let merged = VariableService<Libcrypto>.appendableSignatures(existing: Array(body[..<split]), appended: body[split...])
+            let merged = VariableService<Libcrypto, MemoryJournal>.appendableSignatures(existing: Array(body[..<split]), appended: body[split...])
             if let merged { precondition(merged.count <= body.count - split, "merge grew the append") }
             continue
         }

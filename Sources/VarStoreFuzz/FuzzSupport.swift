@@ -42,7 +42,7 @@ struct Input {
     }
 }
 
-func checkInvariants<C: AuthenticationCrypto>(_ service: VariableService<C>) {
+func checkInvariants<C: AuthenticationCrypto, J: NonVolatileJournal>(_ service: VariableService<C, J>) {
     // The quota is the sum of what the stored variables are charged, per class.
     var used: [StorageClass: UInt64] = [.nonVolatile: 0, .volatile: 0, .hardwareError: 0]
     for variable in service.store.all {

@@ -33,7 +33,7 @@ public struct Benchmark {
 
     /// A service, device and DMA client over plain simulated RAM (no text protocol).
     struct Rig {
-        let service: VariableService<Libcrypto>
+        let service: VariableService<Libcrypto, MemoryJournal>
         let client: MMClient
 
         init(variables: Int) {

@@ -5,7 +5,7 @@ import VarStoreCrypto
 
 /// The uefi-vars register block (reference mm-protocol.md §1.2–1.4).
 @Suite struct UEFIVarsDeviceTests {
-    func device(usePIO: Bool = false) -> UEFIVarsDevice<FlatMemory, Libcrypto> {
+    func device(usePIO: Bool = false) -> UEFIVarsDevice<FlatMemory, Libcrypto, MemoryJournal> {
         UEFIVarsDevice(service: VariableService(), memory: FlatMemory(), usePIO: usePIO)
     }
 

@@ -121,7 +121,7 @@ import VarStoreCrypto
         return offsets.prefix(6).map { "@\($0): \(theirs[$0])/\(ours[$0])" }.joined(separator: " ")
     }
 
-    static func replay(_ trace: String) throws -> (Outcome, VariableService<Libcrypto>) {
+    static func replay(_ trace: String) throws -> (Outcome, VariableService<Libcrypto, MemoryJournal>) {
         let directory = SharedVectors.url("vectors/ovmf")
         let service = VariableService()
         service.load(try QEMUJSONStore.load(contentsOf: directory.appendingPathComponent("\(trace).before.json")))

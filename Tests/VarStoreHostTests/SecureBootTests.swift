@@ -8,7 +8,7 @@ import VarStoreHost
 /// OpenSSL at test time (reference uefi-semantics.md §2).
 @Suite(.enabled(if: SecureBootTools.available, "openssl, efitools and sbsigntool are needed"))
 struct SecureBootTests {
-    typealias Service = VariableService<Libcrypto>
+    typealias Service = VariableService<Libcrypto, MemoryJournal>
     var tools: SecureBootTools { SecureBootTools.shared! }
 
     static let global = "8be4df61-93ca-11d2-aa0d-00e098032b8c"

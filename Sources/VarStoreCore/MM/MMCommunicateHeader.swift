@@ -25,7 +25,7 @@ public enum MMDispatchResult: Sendable, Equatable {
 /// Handlers answer in place and never write past 24 + MessageLength, so the reply always has
 /// the request's length (QEMU's device and edk2's driver both rely on that).
 public enum MMDispatcher {
-    public static func dispatch<C: AuthenticationCrypto>(_ buffer: inout [UInt8], service: VariableService<C>) -> MMDispatchResult {
+    public static func dispatch<C: AuthenticationCrypto, J: NonVolatileJournal>(_ buffer: inout [UInt8], service: VariableService<C, J>) -> MMDispatchResult {
         guard buffer.count >= MMCommunicateHeader.size,
               let guid = EFIGUID(wire: buffer, at: MMCommunicateHeader.guidOffset),
               let messageLength = LittleEndian.load(UInt64.self, from: buffer, at: MMCommunicateHeader.messageLengthOffset),

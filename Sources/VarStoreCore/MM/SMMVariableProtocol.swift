@@ -80,7 +80,7 @@ enum SMMVariableHandler {
     typealias Answer = (status: EFIStatus, needed: UInt64)
     typealias L = SMMVariableLayout
 
-    static func handle<C: AuthenticationCrypto>(_ message: inout MMMessage, service: VariableService<C>) -> MMDispatchResult {
+    static func handle<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, service: VariableService<C, J>) -> MMDispatchResult {
         guard UInt64(message.length) >= L.headerSize else { return .badBufferSize }
         let answer: Answer
         switch SMMVariableFunction(rawValue: message.u64(L.function)) {
@@ -116,7 +116,7 @@ enum SMMVariableHandler {
 
     // MARK: GET_VARIABLE (1)
 
-    private static func getVariable<C: AuthenticationCrypto>(_ message: inout MMMessage, _ service: VariableService<C>) -> Answer {
+    private static func getVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.Access.minimumLength else { return failure(.badBufferSize) }
         let requestedDataSize = message.u64(L.Access.dataSize)
@@ -152,7 +152,7 @@ enum SMMVariableHandler {
 
     // MARK: GET_NEXT_VARIABLE_NAME (2)
 
-    private static func getNextVariableName<C: AuthenticationCrypto>(_ message: inout MMMessage, _ service: VariableService<C>) -> Answer {
+    private static func getNextVariableName<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.NextName.minimumLength else { return failure(.badBufferSize) }
         let nameSize = message.u64(L.NextName.nameSize)
@@ -186,7 +186,7 @@ enum SMMVariableHandler {
 
     // MARK: SET_VARIABLE (3)
 
-    private static func setVariable<C: AuthenticationCrypto>(_ message: inout MMMessage, _ service: VariableService<C>) -> Answer {
+    private static func setVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.Access.minimumLength else { return failure(.badBufferSize) }
         let dataSize = message.u64(L.Access.dataSize)
@@ -212,7 +212,7 @@ enum SMMVariableHandler {
 
     // MARK: QUERY_VARIABLE_INFO (4)
 
-    private static func queryVariableInfo<C: AuthenticationCrypto>(_ message: inout MMMessage, _ service: VariableService<C>) -> Answer {
+    private static func queryVariableInfo<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
         guard L.QueryInfo.length <= UInt64(message.capacity) else { return failure(.badBufferSize) }
         let info: StorageInfo
         do {
@@ -228,7 +228,7 @@ enum SMMVariableHandler {
 
     // MARK: LOCK_VARIABLE (8)
 
-    private static func lockVariable<C: AuthenticationCrypto>(_ message: inout MMMessage, _ service: VariableService<C>) -> Answer {
+    private static func lockVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.NextName.minimumLength else { return failure(.badBufferSize) }
         let nameSize = message.u64(L.NextName.nameSize)
@@ -248,7 +248,7 @@ enum SMMVariableHandler {
 
     // MARK: VAR_CHECK_VARIABLE_PROPERTY_SET (9) / _GET (10)
 
-    private static func variableProperty<C: AuthenticationCrypto>(_ message: inout MMMessage, _ service: VariableService<C>, set: Bool) -> Answer {
+    private static func variableProperty<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>, set: Bool) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.Property.minimumLength else { return failure(.badBufferSize) }
         let nameSize = message.u64(L.Property.nameSize)

@@ -35,7 +35,7 @@ enum VariablePolicyHandler {
         static let guid = 44, inputNameSize = 60, outputNameSize = 64, outputEntry = 68, inputName = 112
     }
 
-    static func handle<C: AuthenticationCrypto>(_ message: inout MMMessage, service: VariableService<C>) -> MMDispatchResult {
+    static func handle<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, service: VariableService<C, J>) -> MMDispatchResult {
         guard message.length >= headerSize else { return .badBufferSize }
         let command = VariablePolicyCommand(rawValue: message.u32(commandOffset))
         // A dump snapshot lives only between consecutive DUMP commands.
@@ -80,7 +80,7 @@ enum VariablePolicyHandler {
 
     // MARK: DUMP (4)
 
-    private static func dump<C: AuthenticationCrypto>(_ message: inout MMMessage, _ service: VariableService<C>) -> EFIStatus {
+    private static func dump<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> EFIStatus {
         guard message.length >= largeMessageLength else {
             service.policyDumpSnapshot = nil
             return .invalidParameter
@@ -117,7 +117,7 @@ enum VariablePolicyHandler {
 
     // MARK: GET_INFO (6) and GET_LOCK_VARIABLE_STATE_INFO (7)
 
-    private static func getInfo<C: AuthenticationCrypto>(_ message: inout MMMessage, _ service: VariableService<C>, lockOnVariableState: Bool) -> EFIStatus {
+    private static func getInfo<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>, lockOnVariableState: Bool) -> EFIStatus {
         guard message.length >= largeMessageLength else { return .invalidParameter }
         let inputSize = UInt64(message.u32(Info.inputNameSize))
         let outputCapacity = UInt64(message.u32(Info.outputNameSize))

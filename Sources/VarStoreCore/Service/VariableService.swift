@@ -7,11 +7,14 @@
 /// each choice.
 ///
 /// Generic over the platform's crypto, which verifies Secure Boot signatures
-/// (AuthenticatedVariables.swift); no existential sits in a request path.
-public final class VariableService<Crypto: AuthenticationCrypto> {
+/// (AuthenticatedVariables.swift), and over the journal that makes non-volatile changes
+/// durable before a request is acknowledged; no existential sits in a request path.
+public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVolatileJournal> {
     public let configuration: ServiceConfiguration
     public let crypto: Crypto
-    public internal(set) var store = VariableStore()
+    public private(set) var journal: Journal
+    /// Read freely; every change goes through the journaled helpers below.
+    public private(set) var store = VariableStore()
     public private(set) var quota: StorageQuota
     public private(set) var phase = BootPhase()
     /// Variable policies registered by firmware (and by LOCK_VARIABLE).
@@ -36,12 +39,88 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
     /// The current request's parsed PKCS#7 (AuthenticatedVariables.swift); dropped when the
     /// request ends.
     var signatureCache: (bytes: ArraySlice<UInt8>, parsed: Crypto.SignedData)?
+    /// The current step's non-volatile changes, in order, for the journal.
+    private var pendingChanges: [JournalChange] = []
+    /// Every variable the current step replaced or removed, before it did, to undo the step
+    /// if the journal cannot make it durable.
+    private var undoLog: [(key: VariableKey, previous: Variable?)] = []
 
-    public init(configuration: ServiceConfiguration = ServiceConfiguration(), crypto: Crypto) {
+    /// A service over `journal`. Variables already in the journal are handed over with
+    /// `load` (a host reads them from its store first).
+    public init(configuration: ServiceConfiguration = ServiceConfiguration(), crypto: Crypto, journal: Journal) {
         self.configuration = configuration
         self.crypto = crypto
+        self.journal = journal
         self.quota = StorageQuota(configuration: configuration)
-        initializeSecureBoot()
+        try? journaled { initializeSecureBoot() }
+    }
+
+    // MARK: Durable steps
+
+    /// Runs `body` as one durable step: its non-volatile changes are committed to the journal
+    /// before this returns. If the journal fails, every change the step made is undone and
+    /// the step reports EFI_DEVICE_ERROR (a variable it touched may then enumerate last).
+    func journaled(_ body: () throws(EFIStatus) -> Void) throws(EFIStatus) {
+        let mode = secureBootMode
+        let vendorKeys = vendorKeysValid
+        var outcome: EFIStatus?
+        do {
+            try body()
+        } catch {
+            outcome = error
+        }
+        defer {
+            pendingChanges.removeAll()
+            undoLog.removeAll()
+        }
+        if !pendingChanges.isEmpty {
+            do {
+                try journal.commit(pendingChanges)
+            } catch {
+                for entry in undoLog.reversed() {
+                    if let current = store.remove(entry.key) { quota.subtract(current) }
+                    if let previous = entry.previous {
+                        store.insert(previous)
+                        quota.add(previous)
+                    }
+                }
+                secureBootMode = mode
+                vendorKeysValid = vendorKeys
+                throw .deviceError
+            }
+        }
+        if let outcome { throw outcome }
+    }
+
+    /// store.insert, recorded for undo and, when non-volatile, for the journal.
+    func journalInsert(_ variable: Variable) {
+        let previous = store.variable(for: variable.key)
+        undoLog.append((variable.key, previous))
+        store.insert(variable)
+        if variable.isNonVolatile {
+            pendingChanges.append(.put(variable))
+        } else if let previous, previous.isNonVolatile {
+            pendingChanges.append(.delete(variable.key))
+        }
+    }
+
+    /// store.replaceInPlace, recorded likewise.
+    @discardableResult
+    func journalReplaceInPlace(_ variable: Variable) -> Bool {
+        let previous = store.variable(for: variable.key)
+        guard store.replaceInPlace(variable) else { return false }
+        undoLog.append((variable.key, previous))
+        if variable.isNonVolatile { pendingChanges.append(.replaceInPlace(variable)) }
+        return true
+    }
+
+    /// store.remove, recorded likewise.
+    @discardableResult
+    func journalRemove(_ key: VariableKey) -> Variable? {
+        guard let previous = store.remove(key) else { return nil }
+        undoLog.append((key, previous))
+        if previous.isNonVolatile { pendingChanges.append(.delete(key)) }
+        return previous
     }
 
     // MARK: Loading and resets
@@ -49,13 +128,14 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
     /// Puts already-persisted variables into the store at power-on, in their stored order.
     /// They were accepted by the service when written, so no SetVariable rules run again;
     /// a later duplicate replaces an earlier one.
+    /// Refreshing the Secure Boot variables afterwards is a durable step of its own.
     public func load(_ variables: [Variable]) {
         for variable in variables {
             if let old = store.remove(variable.key) { quota.subtract(old) }
             store.insert(variable)
             quota.add(variable)
         }
-        initializeSecureBoot()
+        try? journaled { initializeSecureBoot() }
     }
 
     /// A platform (hard) reset: volatile variables, locks and boot-phase flags are gone;
@@ -65,6 +145,8 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
             store.remove(variable.key)
             quota.subtract(variable)
         }
+        pendingChanges.removeAll()
+        undoLog.removeAll()
         quota.release(policies.byteCount, from: .volatile)
         policies = VariablePolicyTable()
         policyDumpSnapshot = nil
@@ -73,7 +155,7 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
         properties = [:]
         memoryOverwrite.reset()
         phase = BootPhase()
-        initializeSecureBoot()
+        try? journaled { initializeSecureBoot() }
     }
 
     public var nonVolatileVariables: [Variable] { store.all.filter { $0.isNonVolatile } }
@@ -85,7 +167,7 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
     public func signalEndOfDxe() {
         guard !phase.endOfDxe else { return }
         phase.signalEndOfDxe()
-        initializeMemoryOverwriteLock()
+        try? journaled { initializeMemoryOverwriteLock() }
         policies.lock()
     }
 
@@ -122,8 +204,8 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
         let replacement = Variable(key: key, attributes: attributes, data: data,
                                    timestamp: attributes.contains(.timeBasedAuthenticatedWriteAccess) ? .zero : nil)
         guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: StorageClass(attributes)) else { return false }
-        if let existing { remove(existing) }
-        store.insert(replacement)
+        if let existing { quota.subtract(existing) }
+        journalInsert(replacement)
         quota.add(replacement)
         if replacement.isNonVolatile { nonVolatileChangeCount &+= 1 }
         return true
@@ -167,7 +249,12 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
 
     /// SetVariable, with edk2's check order (VariableServiceSetVariable, then UpdateVariable).
     /// The first failing check decides the status; a failed call changes nothing.
+    /// A non-volatile change is acknowledged only once the journal holds it.
     public func setVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8]) throws(EFIStatus) {
+        try journaled { () throws(EFIStatus) in try checkedSetVariable(key, attributes: rawAttributes, data: data) }
+    }
+
+    private func checkedSetVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8]) throws(EFIStatus) {
         let attributes = VariableAttributes(rawValue: rawAttributes)
         let significant = attributes.intersection(.mask)
         let legacyAuth = attributes.contains(.authenticatedWriteAccess)
@@ -270,7 +357,7 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
             if let existing, let timeStamp, timeStamp.isLater(than: existing.timestamp ?? .zero) {
                 var stamped = existing
                 stamped.timestamp = timeStamp
-                store.replaceInPlace(stamped)
+                journalReplaceInPlace(stamped)
                 if existing.isNonVolatile { nonVolatileChangeCount &+= 1 }
             }
             return false
@@ -278,7 +365,7 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
         if let existing, !append, timeStamp == nil, existing.data.elementsEqual(request.payload) {
             // edk2 skips the flash write; QEMU still moves the variable to the end of the
             // enumeration order, and we keep QEMU's order (spec/semantics.md).
-            store.insert(existing)
+            journalInsert(existing)
             if existing.isNonVolatile { nonVolatileChangeCount &+= 1 }
             return false
         }
@@ -309,15 +396,15 @@ public final class VariableService<Crypto: AuthenticationCrypto> {
         guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: requestClass) else {
             throw .outOfResources
         }
-        if let existing { remove(existing) }
-        store.insert(replacement)
+        if let existing { quota.subtract(existing) }
+        journalInsert(replacement)
         quota.add(replacement)
         if replacement.isNonVolatile { nonVolatileChangeCount &+= 1 }
         return false
     }
 
     func remove(_ variable: Variable) {
-        store.remove(variable.key)
+        journalRemove(variable.key)
         quota.subtract(variable)
         if variable.isNonVolatile { nonVolatileChangeCount &+= 1 }
     }

@@ -37,12 +37,12 @@ public enum UEFIVarsStatus: UInt16, Sendable {
 /// Each MM command copies the request once — header first, then exactly MessageLength bytes —
 /// into service memory, answers from that copy, and writes back 24 + MessageLength bytes. The
 /// guest can change its buffer at any moment; nothing is read from it twice.
-public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCrypto> {
+public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCrypto, Journal: NonVolatileJournal> {
     public static var magicValue: UInt16 { 0x0EF1 }
     /// BUFFER_SIZE writes are clamped to 64 KiB (edk2's MAX_BUFFER_SIZE).
     public static var maximumBufferSize: UInt32 { 0x10000 }
 
-    public let service: VariableService<Crypto>
+    public let service: VariableService<Crypto, Journal>
     public var memory: Memory
     /// FLAGS.USE_PIO: advisory; both DMA_MM and PIO_MM work either way, as in QEMU.
     public let usePIO: Bool
@@ -59,7 +59,7 @@ public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCry
     public private(set) var pioOffset: UInt32 = 0
     private let crc = CRC32C()
 
-    public init(service: VariableService<Crypto>, memory: Memory, usePIO: Bool = false) {
+    public init(service: VariableService<Crypto, Journal>, memory: Memory, usePIO: Bool = false) {
         self.service = service
         self.memory = memory
         self.usePIO = usePIO

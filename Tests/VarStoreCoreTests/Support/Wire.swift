@@ -99,8 +99,8 @@ struct FlatMemory: GuestMemory {
 /// A device with a 64 KiB DMA buffer set up the way edk2's QemuMmio.c does it.
 final class Rig {
     static let bufferAddress: UInt64 = 0x2000
-    let service: VariableService<Libcrypto>
-    let device: UEFIVarsDevice<FlatMemory, Libcrypto>
+    let service: VariableService<Libcrypto, MemoryJournal>
+    let device: UEFIVarsDevice<FlatMemory, Libcrypto, MemoryJournal>
 
     init(configuration: ServiceConfiguration = ServiceConfiguration(), usePIO: Bool = false, bufferSize: UInt64 = 0x10000) {
         service = VariableService(configuration: configuration)
