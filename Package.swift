@@ -30,9 +30,15 @@ let package = Package(
             name: "VarStoreCrypto",
             dependencies: ["VarStoreCore", "CLibcrypto"]
         ),
+        // libcryptsetup (Debian libcryptsetup-dev): creating images and managing keyslots.
+        .systemLibrary(
+            name: "CLibcryptsetup",
+            pkgConfig: "libcryptsetup",
+            providers: [.apt(["libcryptsetup-dev"])]
+        ),
         .target(
             name: "VarStoreHost",
-            dependencies: ["VarStoreCore", "VarStoreCrypto", "CLibcrypto"]
+            dependencies: ["VarStoreCore", "VarStoreCrypto", "CLibcrypto", "CLibcryptsetup"]
         ),
         .executableTarget(
             name: "varstore",

@@ -12,17 +12,21 @@ import VarStoreCrypto
 /// Where QEMU would abort on a malformed command, the machine answers `FAIL <reason>`.
 public final class QTestMachine {
     public let ram: SparseGuestRAM
-    public let device: UEFIVarsDevice<SparseGuestRAM, Libcrypto, MemoryJournal>
+    public let device: UEFIVarsDevice<SparseGuestRAM, Libcrypto, HostJournal>
     public let deviceBase: UInt64
 
-    public init(service: VariableService<Libcrypto, MemoryJournal>, ramSize: UInt64 = 256 << 20, usePIO: Bool = false,
-                deviceBase: UInt64 = UEFIVarsRegister.x86BaseAddress) {
+    /// A machine whose service starts from what `journal` holds and commits every
+    /// non-volatile change to it before answering.
+    public init(configuration: ServiceConfiguration = ServiceConfiguration(), journal: HostJournal = HostJournal(),
+                ramSize: UInt64 = 256 << 20, usePIO: Bool = false, deviceBase: UInt64 = UEFIVarsRegister.x86BaseAddress) {
+        let service = VariableService(configuration: configuration, crypto: Libcrypto(), journal: journal,
+                                      variables: journal.variables)
         ram = SparseGuestRAM(size: ramSize)
         device = UEFIVarsDevice(service: service, memory: ram, usePIO: usePIO)
         self.deviceBase = deviceBase
     }
 
-    public var service: VariableService<Libcrypto, MemoryJournal> { device.service }
+    public var service: VariableService<Libcrypto, HostJournal> { device.service }
 
     /// Handles one line (without its newline) and returns the reply line (without newline).
     public func handle(line: String) -> String {

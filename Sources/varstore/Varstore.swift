@@ -9,7 +9,7 @@ struct Varstore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "varstore",
         abstract: "UEFI variable service for confidential VMs: simulator, tools and benchmarks.",
-        subcommands: [QTest.self, Demo.self, Bench.self])
+        subcommands: [QTest.self, Create.self, Inspect.self, Demo.self, Bench.self])
 }
 
 /// Options shared by commands that build a service.
@@ -30,8 +30,13 @@ struct QTest: ParsableCommand {
         abstract: "Serve QEMU's qtest text protocol on stdin/stdout with a uefi-vars device at 0xFEF10000.",
         discussion: "Each input line is a qtest command (readb/w/l/q, writeb/w/l/q, read, write, memset, b64read, b64write, endianness); each gets one reply line. See spec/simulator.md.")
 
-    @Option(help: "QEMU uefi-vars JSON store: loaded at start, rewritten after every change of a non-volatile variable.")
+    @Option(help: "QEMU uefi-vars JSON store: loaded at start, rewritten before every change of a non-volatile variable is acknowledged.")
     var json: String?
+
+    @OptionGroup var image: ImageOptions
+
+    @Option(name: .customLong("minimum-generation"), help: "Refuse an image whose store generation is older (a rollback anchor).")
+    var minimumGeneration: UInt64 = 0
 
     @Flag(name: .customLong("use-pio"), help: "Advertise PIO transfer mode in FLAGS (QEMU's use-pio=on).")
     var usePIO = false
@@ -41,38 +46,246 @@ struct QTest: ParsableCommand {
 
     @OptionGroup var service: ServiceOptions
 
+    func validate() throws {
+        if json != nil && image.path != nil { throw ValidationError("--json and --image are alternatives") }
+    }
+
     func run() throws {
-        let variableService = VariableService(configuration: service.configuration())
-        var store: URL?
-        if let json {
-            let url = URL(fileURLWithPath: json)
-            store = url
-            if FileManager.default.fileExists(atPath: url.path) {
-                do {
-                    variableService.load(try QEMUJSONStore.load(contentsOf: url))
-                } catch {
-                    FileHandle.standardError.write("varstore qtest: \(error)\n".data(using: .utf8)!)
-                    throw ExitCode(1)
+        var configuration = service.configuration()
+        let journal: HostJournal
+        do {
+            if let json {
+                let url = URL(fileURLWithPath: json)
+                journal = HostJournal(.json(url))
+                if FileManager.default.fileExists(atPath: url.path) {
+                    journal.seed(try QEMUJSONStore.load(contentsOf: url))
+                } else {
+                    try QEMUJSONStore.save([], to: url)
                 }
+            } else if image.path != nil {
+                let log = try image.openStore(minimumGeneration: minimumGeneration)
+                // The image decides how much non-volatile storage there is.
+                configuration.nonVolatileStorageSize = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
+                journal = HostJournal(.image(log))
             } else {
-                try QEMUJSONStore.save([], to: url)
+                journal = HostJournal()
             }
+        } catch {
+            FileHandle.standardError.write("varstore qtest: \(describe(error))\n".data(using: .utf8)!)
+            throw ExitCode(1)
         }
-        let machine = QTestMachine(service: variableService, ramSize: ramSize, usePIO: usePIO)
-        var saved = variableService.nonVolatileChangeCount
+        let machine = QTestMachine(configuration: configuration, journal: journal, ramSize: ramSize, usePIO: usePIO)
         while let line = readLine(strippingNewline: true) {
             let reply = machine.handle(line: line)
-            if let store, variableService.nonVolatileChangeCount != saved {
-                do {
-                    try QEMUJSONStore.save(variableService.nonVolatileVariables, to: store)
-                    saved = variableService.nonVolatileChangeCount
-                } catch {
-                    FileHandle.standardError.write("varstore qtest: \(error)\n".data(using: .utf8)!)
-                }
-            }
             FileHandle.standardOutput.write((reply + "\n").data(using: .utf8)!)
         }
     }
+}
+
+/// How a command finds an encrypted image and its key.
+struct ImageOptions: ParsableArguments {
+    @Option(name: .customLong("image"), help: "An encrypted LUKS2 variable image (see `varstore create`).")
+    var path: String?
+
+    @Option(name: .customLong("key-file"), help: "A file whose bytes open a keyslot of the image.")
+    var keyFile: String?
+
+    @Option(name: .customLong("passphrase-file"), help: "A file holding a passphrase for a keyslot (a trailing newline is dropped).")
+    var passphraseFile: String?
+
+    @Option(name: .customLong("volume-key-file"), help: "A file holding the raw 64-byte volume key (what an SVSM receives after attestation).")
+    var volumeKeyFile: String?
+
+    var access: ImageAccess {
+        ImageAccess(path: path, keyFile: keyFile, passphraseFile: passphraseFile, volumeKeyFile: volumeKeyFile)
+    }
+
+    func openStore(minimumGeneration: UInt64 = 0) throws -> HostJournal.ImageLog {
+        try access.openStore(minimumGeneration: minimumGeneration)
+    }
+}
+
+/// An image path and whichever key was given for it.
+struct ImageAccess {
+    var path: String?
+    var keyFile: String?
+    var passphraseFile: String?
+    var volumeKeyFile: String?
+
+    /// The keyslot secret given, if any.
+    func secret() throws -> LUKS2Image.Secret? {
+        if let keyFile { return .keyFile([UInt8](try Data(contentsOf: URL(fileURLWithPath: keyFile)))) }
+        if let passphraseFile {
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: passphraseFile)))
+            if bytes.last == 0x0A { bytes.removeLast() }
+            return .passphrase(bytes)
+        }
+        return nil
+    }
+
+    func volumeKey() throws -> [UInt8]? {
+        guard let path else { throw ValidationError("no --image given") }
+        if let volumeKeyFile { return [UInt8](try Data(contentsOf: URL(fileURLWithPath: volumeKeyFile))) }
+        guard let secret = try secret() else { return nil }
+        switch secret {
+        case .keyFile(let bytes), .passphrase(let bytes): return try LUKS2Image.volumeKey(path: path, secret: bytes)
+        }
+    }
+
+    func openStore(minimumGeneration: UInt64 = 0) throws -> HostJournal.ImageLog {
+        guard let path else { throw ValidationError("no --image given") }
+        guard let key = try volumeKey() else {
+            throw ValidationError("the image needs --key-file, --passphrase-file or --volume-key-file")
+        }
+        return try LUKS2Image.openStore(path: path, volumeKey: key, minimumGeneration: minimumGeneration)
+    }
+}
+
+/// One line naming the problem.
+func describe(_ error: Error) -> String {
+    if let storage = error as? StorageError { return storage.explanation }
+    if let flash = error as? FlashError { return "image I/O failed (\(flash))" }
+    return "\(error)"
+}
+
+extension StorageError {
+    var explanation: String {
+        switch self {
+        case .notLUKS2: return "not a LUKS2 image (no intact header)"
+        case .unsupportedHeader(let what): return "unsupported LUKS2 header: \(what)"
+        case .malformedMetadata(let what): return "malformed LUKS2 metadata: \(what)"
+        case .wrongKey: return "wrong key: the volume key does not match the LUKS2 digest"
+        case .notFormatted: return "no variable store in the image authenticates under this key (never formatted, or its superblocks were destroyed)"
+        case .tampered(let what): return "the image was tampered with: \(what)"
+        case .rolledBack(let generation, let minimum): return "the image is older than allowed: generation \(generation) < minimum \(minimum)"
+        case .full: return "the variable store is full"
+        case .flash(let error): return "image I/O failed (\(error))"
+        case .noRandomness: return "no randomness available"
+        case .invalidGeometry(let what): return "invalid geometry: \(what)"
+        }
+    }
+}
+
+struct Create: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create an encrypted LUKS2 variable image with an empty store.",
+        discussion: "The image is a standard LUKS2 device (aes-xts-plain64, 512-bit volume key, PBKDF2 keyslot), so cryptsetup luksDump and cryptsetup open work on it. See spec/storage.md.")
+
+    @Argument(help: "The image file to create (must not exist).")
+    var path: String
+
+    @Option(help: "Image size in bytes (K, M and G suffixes allowed); at least 512K.")
+    var size: String = "1M"
+
+    @Option(name: .customLong("key-file"), help: "A file whose bytes become the keyslot secret.")
+    var keyFile: String?
+
+    @Option(name: .customLong("passphrase-file"), help: "A file holding the keyslot passphrase.")
+    var passphraseFile: String?
+
+    @Option(name: .customLong("recovery-passphrase-file"), help: "Also add an Argon2id keyslot for administrators.")
+    var recoveryPassphraseFile: String?
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func run() throws {
+        guard let bytes = parseSize(size) else { throw ValidationError("bad --size '\(size)'") }
+        let options = ImageAccess(path: path, keyFile: keyFile, passphraseFile: passphraseFile, volumeKeyFile: nil)
+        do {
+            guard let secret = try options.secret() else { throw ValidationError("create needs --key-file or --passphrase-file") }
+            var recovery: [UInt8]?
+            if let recoveryPassphraseFile {
+                var text = [UInt8](try Data(contentsOf: URL(fileURLWithPath: recoveryPassphraseFile)))
+                if text.last == 0x0A { text.removeLast() }
+                recovery = text
+            }
+            let volumeKey = try LUKS2Image.create(path: path, size: bytes, secret: secret, recoveryPassphrase: recovery)
+            let log = try LUKS2Image.openStore(path: path, volumeKey: volumeKey)
+            let capacity = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
+            if json {
+                print("{\"image\": \"\(path)\", \"size\": \(bytes), \"segment_bytes\": \(log.device.size), \"capacity_bytes\": \(capacity), \"generation\": \(log.generation)}")
+            } else {
+                print("created \(path): \(bytes) bytes, data segment \(log.device.size) bytes, room for \(capacity) bytes of non-volatile variables")
+            }
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write("varstore create: \(describe(error))\n".data(using: .utf8)!)
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show an image's LUKS2 header and, with a key, its variable store.")
+
+    @Argument(help: "The image file.")
+    var path: String
+
+    @Option(name: .customLong("key-file"), help: "A file whose bytes open a keyslot.")
+    var keyFile: String?
+
+    @Option(name: .customLong("passphrase-file"), help: "A file holding a keyslot passphrase.")
+    var passphraseFile: String?
+
+    @Option(name: .customLong("volume-key-file"), help: "A file holding the raw volume key.")
+    var volumeKeyFile: String?
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func run() throws {
+        do {
+            var flash = try FileFlash(path: path)
+            let header = try LUKS2Header.read(from: &flash, crypto: Libcrypto())
+            let keyslots = (try? LUKS2Image.keyslots(path: path)) ?? []
+            var facts: [(String, String)] = [
+                ("uuid", String(decoding: header.uuid, as: UTF8.self)),
+                ("header_bytes", "\(header.headerSize)"),
+                ("segment_offset", "\(header.segmentOffset)"),
+                ("segment_bytes", "\(header.segmentSize)"),
+                ("cipher", "aes-xts-plain64"),
+                ("sector_bytes", "\(header.sectorSize)"),
+                ("keyslots", keyslots.map { "\($0.slot):\($0.kdf)" }.joined(separator: ",")),
+            ]
+            let options = ImageAccess(path: path, keyFile: keyFile, passphraseFile: passphraseFile, volumeKeyFile: volumeKeyFile)
+            if try options.volumeKey() != nil {
+                let log = try options.openStore()
+                let capacity = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
+                let used = log.live.all.reduce(UInt64(0)) { $0 + 60 + UInt64($1.name.wireSize) + UInt64($1.data.count) }
+                facts += [
+                    ("generation", "\(log.generation)"),
+                    ("state_digest", Hex.string(log.digest)),
+                    ("variables", "\(log.live.count)"),
+                    ("used_bytes", "\(used)"),
+                    ("free_bytes", "\(capacity > used ? capacity - used : 0)"),
+                ]
+            }
+            if json {
+                let numeric: Set<String> = ["header_bytes", "segment_offset", "segment_bytes", "sector_bytes", "generation",
+                                            "variables", "used_bytes", "free_bytes"]
+                print("{" + facts.map { "\"\($0.0)\": " + (numeric.contains($0.0) ? $0.1 : "\"\($0.1)\"") }.joined(separator: ", ") + "}")
+            } else {
+                for (name, value) in facts { print(name.padding(toLength: 16, withPad: " ", startingAt: 0) + value) }
+            }
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write("varstore inspect: \(describe(error))\n".data(using: .utf8)!)
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// "512K", "1M", "4096" → bytes.
+func parseSize(_ text: String) -> UInt64? {
+    let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+    if let last = text.last, let unit = units[Character(last.uppercased())] {
+        return UInt64(text.dropLast()).flatMap { $0.multipliedReportingOverflow(by: unit).overflow ? nil : $0 * unit }
+    }
+    return UInt64(text)
 }
 
 struct Demo: ParsableCommand {
@@ -83,7 +296,7 @@ struct Demo: ParsableCommand {
     var transcript = false
 
     func run() throws {
-        let machine = QTestMachine(service: VariableService())
+        let machine = QTestMachine()
         let text = QTestTextBus(machine: machine)
         text.recordTranscript = transcript
         let client = MMClient(bus: text.bus)

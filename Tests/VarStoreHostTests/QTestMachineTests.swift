@@ -6,7 +6,7 @@ import VarStoreCrypto
 
 /// The qtest text protocol (QEMU system/qtest.c) and a scripted session through it.
 @Suite struct QTestMachineTests {
-    func machine(usePIO: Bool = false) -> QTestMachine { QTestMachine(service: VariableService(), usePIO: usePIO) }
+    func machine(usePIO: Bool = false) -> QTestMachine { QTestMachine(usePIO: usePIO) }
 
     @Test func readsAreZeroPaddedSixteenDigitHex() {
         let m = machine()

@@ -45,13 +45,19 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
     /// if the journal cannot make it durable.
     private var undoLog: [(key: VariableKey, previous: Variable?)] = []
 
-    /// A service over `journal`. Variables already in the journal are handed over with
-    /// `load` (a host reads them from its store first).
-    public init(configuration: ServiceConfiguration = ServiceConfiguration(), crypto: Crypto, journal: Journal) {
+    /// A service over `journal`, starting from `variables` — what the journal already holds,
+    /// in enumeration order (a host reads them from its store first).
+    public init(configuration: ServiceConfiguration = ServiceConfiguration(), crypto: Crypto, journal: Journal,
+                variables: [Variable] = []) {
         self.configuration = configuration
         self.crypto = crypto
         self.journal = journal
         self.quota = StorageQuota(configuration: configuration)
+        for variable in variables {
+            if let old = store.remove(variable.key) { quota.subtract(old) }
+            store.insert(variable)
+            quota.add(variable)
+        }
         try? journaled { initializeSecureBoot() }
     }
 

@@ -1,0 +1,62 @@
+import Foundation
+import VarStoreCore
+import VarStoreCrypto
+
+/// The journal a host-side service uses: nothing (memory), QEMU's JSON file, or an encrypted
+/// image. Host code may pick at run time; the core's request path stays generic.
+public final class HostJournal: NonVolatileJournal {
+    public typealias ImageLog = VariableLog<EncryptedSegment<FileFlash, Libcrypto>, Libcrypto>
+
+    public enum Backend {
+        case memory
+        /// The JSON file is rewritten (atomically) before each change is acknowledged.
+        case json(URL)
+        case image(ImageLog)
+    }
+
+    public let backend: Backend
+    /// The non-volatile variables as the journal holds them (the JSON backend renders these).
+    private var live = VariableStore()
+
+    public init(_ backend: Backend = .memory) {
+        self.backend = backend
+        if case .image(let log) = backend { live = log.live }
+    }
+
+    /// What the journal holds now, in enumeration order (the service's `load` input).
+    public var variables: [Variable] { live.all }
+
+    /// Seeds the JSON backend's view with what was loaded from its file.
+    public func seed(_ variables: [Variable]) {
+        for variable in variables { live.insert(variable) }
+    }
+
+    public func commit(_ changes: [JournalChange]) throws(StorageError) {
+        switch backend {
+        case .memory:
+            apply(changes)
+        case .json(let url):
+            let before = live
+            apply(changes)
+            do {
+                try QEMUJSONStore.save(live.all, to: url)
+            } catch {
+                live = before
+                throw .flash(.ioError)
+            }
+        case .image(let log):
+            try log.commit(changes)
+            live = log.live
+        }
+    }
+
+    private func apply(_ changes: [JournalChange]) {
+        for change in changes {
+            switch change {
+            case .put(let variable): live.insert(variable)
+            case .replaceInPlace(let variable): if !live.replaceInPlace(variable) { live.insert(variable) }
+            case .delete(let key): live.remove(key)
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+import CLibcryptsetup
+import Foundation
+import VarStoreCore
+import VarStoreCrypto
+
+/// Host-side LUKS2 work through libcryptsetup: creating an image (header, keyslots, a random
+/// volume key) and recovering the volume key from a keyslot secret. Reading and writing the
+/// variable store inside is the core's (LUKS2Header, EncryptedSegment, VariableLog).
+public enum LUKS2Image {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// Bytes of one keyslot's key material for a 512-bit key: 4000 anti-forensic stripes of
+    /// 64 bytes, in 4 KiB units (what cryptsetup allocates).
+    public static let keyslotBytes: UInt64 = 258_048
+    /// Each of the two metadata copies (binary header and JSON area): the smallest LUKS2 allows.
+    public static let metadataBytes: UInt64 = 16_384
+    public static let minimumImageBytes: UInt64 = 512 << 10
+    public static let volumeKeyBytes = 64
+
+    /// Where the data segment starts for `keyslots` keyslots.
+    public static func dataOffset(keyslots: Int) -> UInt64 { 2 * metadataBytes + UInt64(keyslots) * keyslotBytes }
+
+    /// How a keyslot secret was given: a key file (random bytes; a PBKDF2 keyslot with
+    /// cryptsetup's minimum 1,000 iterations suffices) or a passphrase (PBKDF2 with
+    /// `passphraseIterations`).
+    public enum Secret {
+        case keyFile([UInt8])
+        case passphrase([UInt8])
+
+        var bytes: [UInt8] {
+            switch self {
+            case .keyFile(let bytes), .passphrase(let bytes): return bytes
+            }
+        }
+    }
+
+    public static let passphraseIterations: UInt32 = 600_000
+
+    /// Creates `path` (which must not exist) as a LUKS2 image of `size` bytes: aes-xts-plain64
+    /// with a random 512-bit volume key and 512-byte sectors, a PBKDF2 keyslot for `secret`,
+    /// optionally an Argon2id recovery keyslot, and an empty variable store. Returns the
+    /// volume key.
+    @discardableResult
+    public static func create(path: String, size: UInt64, secret: Secret,
+                              recoveryPassphrase: [UInt8]? = nil) throws -> [UInt8] {
+        guard !FileManager.default.fileExists(atPath: path) else { throw Failure("\(path) already exists; not overwriting it") }
+        let keyslots = recoveryPassphrase == nil ? 1 : 2
+        let offset = dataOffset(keyslots: keyslots)
+        guard size >= minimumImageBytes, size % 4096 == 0 else {
+            throw Failure("the image size must be a multiple of 4096 bytes, at least \(minimumImageBytes)")
+        }
+        guard size >= offset + 64 << 10 else {
+            throw Failure("\(size) bytes leave too little room after the LUKS2 metadata (\(offset) bytes)")
+        }
+        guard FileManager.default.createFile(atPath: path, contents: nil) else { throw Failure("cannot create \(path)") }
+        var created = false
+        defer { if !created { try? FileManager.default.removeItem(atPath: path) } }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.truncate(atOffset: size)
+        try handle.close()
+
+        let device = try Device(path: path)
+        try check(crypt_set_metadata_size(device.handle, metadataBytes, UInt64(keyslots) * keyslotBytes), "metadata size")
+        try check(crypt_set_data_offset(device.handle, offset / 512), "data offset")
+        let secretBytes = secret.bytes
+        var iterations: UInt32 = 1000
+        if case .passphrase = secret { iterations = passphraseIterations }
+        try withPBKDF("pbkdf2", iterations: iterations, memory: 0) { pbkdf in
+            var params = crypt_params_luks2()
+            params.pbkdf = pbkdf
+            params.sector_size = 512
+            try check(crypt_format(device.handle, "LUKS2", "aes", "xts-plain64", nil, nil, volumeKeyBytes, &params), "format")
+            try check(crypt_set_pbkdf_type(device.handle, pbkdf), "keyslot KDF")
+            var key = [CChar](repeating: 0, count: volumeKeyBytes)
+            var keySize = volumeKeyBytes
+            try check(crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, &key, &keySize, nil, 0), "volume key")
+            try secretBytes.withUnsafeBufferPointer { pass in
+                try pass.withMemoryRebound(to: CChar.self) { chars in
+                    try check(crypt_keyslot_add_by_volume_key(device.handle, CRYPT_ANY_SLOT, key, keySize,
+                                                              chars.baseAddress, chars.count), "keyslot")
+                }
+            }
+        }
+        if let recoveryPassphrase {
+            try withPBKDF("argon2id", iterations: 4, memory: 65536) { pbkdf in
+                try check(crypt_set_pbkdf_type(device.handle, pbkdf), "recovery KDF")
+                let volumeKey = try Self.volumeKey(device: device, secret: secretBytes)
+                try recoveryPassphrase.withUnsafeBufferPointer { pass in
+                    try pass.withMemoryRebound(to: CChar.self) { chars in
+                        try volumeKey.withUnsafeBufferPointer { key in
+                            try key.withMemoryRebound(to: CChar.self) { keyChars in
+                                try check(crypt_keyslot_add_by_volume_key(device.handle, CRYPT_ANY_SLOT, keyChars.baseAddress,
+                                                                          keyChars.count, chars.baseAddress, chars.count),
+                                          "recovery keyslot")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let volumeKey = try Self.volumeKey(device: device, secret: secretBytes)
+        device.close()
+
+        // The empty store, written through the core's own reader: the header libcryptsetup
+        // wrote must satisfy it.
+        _ = try openStore(path: path, volumeKey: volumeKey, format: true)
+        created = true
+        return volumeKey
+    }
+
+    /// The volume key, from any keyslot `secret` opens.
+    public static func volumeKey(path: String, secret: [UInt8]) throws -> [UInt8] {
+        let device = try Device(path: path)
+        defer { device.close() }
+        try check(crypt_load(device.handle, "LUKS2", nil), "load")
+        return try volumeKey(device: device, secret: secret)
+    }
+
+    static func volumeKey(device: Device, secret: [UInt8]) throws -> [UInt8] {
+        var key = [UInt8](repeating: 0, count: volumeKeyBytes)
+        var size = volumeKeyBytes
+        let result = secret.withUnsafeBufferPointer { pass in
+            pass.withMemoryRebound(to: CChar.self) { chars in
+                key.withUnsafeMutableBufferPointer { out in
+                    out.withMemoryRebound(to: CChar.self) { outChars in
+                        crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, outChars.baseAddress, &size, chars.baseAddress, chars.count)
+                    }
+                }
+            }
+        }
+        guard result >= 0 else { throw Failure("no keyslot opens with this key (wrong key or passphrase)") }
+        return Array(key[0..<size])
+    }
+
+    /// The keyslots in use and their key derivation (for `inspect`).
+    public static func keyslots(path: String) throws -> [(slot: Int, kdf: String)] {
+        let device = try Device(path: path)
+        defer { device.close() }
+        try check(crypt_load(device.handle, "LUKS2", nil), "load")
+        var slots: [(Int, String)] = []
+        for slot in 0 ..< Int(crypt_keyslot_max("LUKS2")) {
+            let status = crypt_keyslot_status(device.handle, Int32(slot))
+            guard status == CRYPT_SLOT_ACTIVE || status == CRYPT_SLOT_ACTIVE_LAST else { continue }
+            var pbkdf = crypt_pbkdf_type()
+            let kdf = crypt_keyslot_get_pbkdf(device.handle, Int32(slot), &pbkdf) == 0 && pbkdf.type != nil
+                ? String(cString: pbkdf.type) : "unknown"
+            slots.append((slot, kdf))
+        }
+        return slots
+    }
+
+    /// Opens (or, for a new image, formats) the variable store in `path` with the core's
+    /// reader: LUKS2 header, key check, XTS segment, log.
+    public static func openStore(path: String, volumeKey: [UInt8], minimumGeneration: UInt64 = 0,
+                                 format: Bool = false) throws -> HostJournal.ImageLog {
+        var flash = try FileFlash(path: path)
+        let crypto = Libcrypto()
+        let header = try LUKS2Header.read(from: &flash, crypto: crypto)
+        let segment = try EncryptedSegment(device: flash, header: header, volumeKey: volumeKey, crypto: crypto)
+        if format {
+            return try VariableLog.format(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid)
+        }
+        return try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid,
+                                    minimumGeneration: minimumGeneration)
+    }
+
+    // MARK: libcryptsetup plumbing
+
+    final class Device {
+        var handle: OpaquePointer?
+        init(path: String) throws {
+            var device: OpaquePointer?
+            guard crypt_init(&device, path) == 0, let device else { throw Failure("cannot open \(path) with libcryptsetup") }
+            // Its advice ("keyslots area is very small") is for disks; our small metadata is
+            // deliberate (spec/storage.md). Errors still reach the caller as statuses.
+            crypt_set_log_callback(device, { _, _, _ in }, nil)
+            handle = device
+        }
+        func close() {
+            if let handle { crypt_free(handle) }
+            handle = nil
+        }
+        deinit { close() }
+    }
+
+    static func check(_ result: Int32, _ what: String) throws {
+        guard result >= 0 else { throw Failure("libcryptsetup: \(what) failed (\(String(cString: strerror(-result))))") }
+    }
+
+    static func withPBKDF(_ type: String, iterations: UInt32, memory: UInt32,
+                          _ body: (UnsafePointer<crypt_pbkdf_type>) throws -> Void) throws {
+        try type.withCString { typeName in
+            try "sha256".withCString { hash in
+                var pbkdf = crypt_pbkdf_type()
+                pbkdf.type = typeName
+                pbkdf.hash = hash
+                pbkdf.iterations = iterations
+                pbkdf.max_memory_kb = memory
+                pbkdf.parallel_threads = memory > 0 ? 1 : 0
+                pbkdf.flags = 1 << 1  // CRYPT_PBKDF_NO_BENCHMARK
+                try withUnsafePointer(to: &pbkdf) { try body($0) }
+            }
+        }
+    }
+}
