@@ -17,7 +17,16 @@ public struct Benchmark {
         /// libcrypto verification of the same signature (parse and PKCS7_verify).
         public var authenticatedAppendNanoseconds: Double = 0
         public var bareVerifyNanoseconds: Double = 0
+        /// Bytes the flash receives per non-volatile SetVariable on a 1 MiB encrypted image,
+        /// compaction included, by how full the store is (percent).
+        public var flashBytesPerSet: [Int: Double] = [:]
+        /// Opening a full 1 MiB image (header, key check, replay), and one AES-256-GCM pass
+        /// over 1 MiB in the same run for scale.
+        public var imageOpenNanoseconds: Double = 0
+        public var gcmPassNanoseconds: Double = 0
     }
+
+    public static let fillLevels = [10, 50, 90]
 
     /// Signed appends per authenticated measurement (each adds one 76-byte list to db, which
     /// must stay under the 33 KiB variable limit).
@@ -135,7 +144,85 @@ public struct Benchmark {
             report.authenticatedAppendNanoseconds = append.isFinite ? append : 0
             report.bareVerifyNanoseconds = bare.isFinite ? bare : 0
         }
+        if let image = try? ImageRig() {
+            for level in Self.fillLevels {
+                report.flashBytesPerSet[level] = (try? image.bytesPerSet(fillPercent: level)) ?? 0
+            }
+            report.imageOpenNanoseconds = (try? image.openFullImage(measure: measure)) ?? 0
+            let megabyte = [UInt8](repeating: 0xA5, count: 1 << 20)
+            let crypto = Libcrypto()
+            let key = [UInt8](repeating: 1, count: 32), nonce = [UInt8](repeating: 2, count: 12)
+            report.gcmPassNanoseconds = measure(20) { _ in
+                _ = crypto.sealAES256GCM(key: key, nonce: nonce, additionalData: [], plaintext: megabyte)
+            }
+        }
         return report
+    }
+
+    /// A 1 MiB image made once with libcryptsetup, copied into memory for each measurement;
+    /// the flash under it counts the bytes it receives.
+    struct ImageRig {
+        typealias Segment = EncryptedSegment<MemoryFlash, Libcrypto>
+        let pristine: [UInt8]
+        let volumeKey: [UInt8]
+
+        init() throws {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("varstore-bench-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let path = directory.appendingPathComponent("bench.img").path
+            volumeKey = try LUKS2Image.create(path: path, size: 1 << 20, secret: .keyFile([UInt8](repeating: 9, count: 64)))
+            pristine = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+
+        func service(_ flash: MemoryFlash) throws -> VariableService<Libcrypto, VariableLog<Segment, Libcrypto>> {
+            var device = flash
+            let crypto = Libcrypto()
+            let header = try LUKS2Header.read(from: &device, crypto: crypto)
+            let segment = try EncryptedSegment(device: device, header: header, volumeKey: volumeKey, crypto: crypto)
+            let log = try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid)
+            var configuration = ServiceConfiguration()
+            configuration.nonVolatileStorageSize = VariableLog<Segment, Libcrypto>.capacity(segmentBytes: segment.size)
+            return VariableService(configuration: configuration, crypto: crypto, journal: log, variables: log.live.all)
+        }
+
+        static func name(_ index: Int) -> VariableName { VariableName("Fill\(index)")! }
+
+        /// Fills the store to `fillPercent` with 100-byte variables, then rewrites random ones
+        /// and counts what reaches the flash per SetVariable.
+        func bytesPerSet(fillPercent: Int) throws -> Double {
+            let service = try self.service(MemoryFlash(bytes: pristine))
+            let capacity = service.quota.capacity(.nonVolatile)
+            var index = 0
+            while service.quota.used(.nonVolatile) + 200 < capacity * UInt64(fillPercent) / 100 {
+                try service.setVariable(VariableKey(guid: Rig.vendor, name: Self.name(index)), attributes: 0x07,
+                                        data: [UInt8](repeating: UInt8(index & 0xff), count: 100))
+                index += 1
+            }
+            let before = service.journal.device.device.bytesWritten
+            let sets = 1000
+            var state: UInt64 = 12345
+            for round in 0 ..< sets {
+                state = state &* 6364136223846793005 &+ 1
+                let target = Int(state >> 33) % max(index, 1)
+                try service.setVariable(VariableKey(guid: Rig.vendor, name: Self.name(target)), attributes: 0x07,
+                                        data: [UInt8](repeating: UInt8(round & 0xff), count: 100))
+            }
+            return Double(service.journal.device.device.bytesWritten - before) / Double(sets)
+        }
+
+        /// Fills the store to its capacity, then times opening it from the image bytes.
+        func openFullImage(measure: (Int, (Int) -> Void) -> Double) throws -> Double {
+            let service = try self.service(MemoryFlash(bytes: pristine))
+            var index = 0
+            while service.quota.remaining(.nonVolatile) > 300 {
+                try service.setVariable(VariableKey(guid: Rig.vendor, name: Self.name(index)), attributes: 0x07,
+                                        data: [UInt8](repeating: UInt8(index & 0xff), count: 100))
+                index += 1
+            }
+            let full = service.journal.device.device.bytes
+            return measure(5) { _ in _ = try? self.service(MemoryFlash(bytes: full)) }
+        }
     }
 
     /// Keys and signed db appends, and services in User mode to apply them to.
@@ -199,7 +286,10 @@ public struct Benchmark {
             + "\"getnext_ns\": {\(getNext.joined(separator: ", "))}, "
             + "\"requests_per_second\": \(number(report.requestsPerSecond)), "
             + "\"authenticated_db_append_ns\": \(number(report.authenticatedAppendNanoseconds)), "
-            + "\"pkcs7_verify_ns\": \(number(report.bareVerifyNanoseconds))}"
+            + "\"pkcs7_verify_ns\": \(number(report.bareVerifyNanoseconds)), "
+            + "\"nv_set_flash_bytes\": {\(fillLevels.map { "\"\($0)\": \(number(report.flashBytesPerSet[$0] ?? 0))" }.joined(separator: ", "))}, "
+            + "\"image_open_ns\": \(number(report.imageOpenNanoseconds)), "
+            + "\"aes_gcm_1mib_ns\": \(number(report.gcmPassNanoseconds))}"
     }
 
     public static func table(_ report: Report) -> String {
@@ -224,6 +314,12 @@ public struct Benchmark {
             lines.append(row("  ratio append / bare (target <= 1.2)",
                              report.authenticatedAppendNanoseconds / report.bareVerifyNanoseconds, "x", decimals: 2))
         }
+        lines.append("encrypted 1 MiB image (LUKS2 + sealed log), 100-byte variables")
+        for level in fillLevels {
+            lines.append(row("  flash bytes per NV SetVariable, \(level)% full", report.flashBytesPerSet[level] ?? 0, "bytes"))
+        }
+        lines.append(row("  open a full image", report.imageOpenNanoseconds))
+        lines.append(row("  one AES-256-GCM pass over 1 MiB", report.gcmPassNanoseconds))
         return lines.joined(separator: "\n")
     }
 }

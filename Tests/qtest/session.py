@@ -166,6 +166,19 @@ def encrypted_image(binary):
     assert bad.returncode != 0 and "no keyslot opens" in bad.stderr, bad.stderr
     dump = subprocess.run(["cryptsetup", "luksDump", image], capture_output=True, text=True)
     assert dump.returncode == 0 and "aes-xts-plain64" in dump.stdout, dump.stderr
+    # The data segment is what dm-crypt would show: take the volume key from cryptsetup's own
+    # keyslot, decrypt segment sectors as aes-xts-plain64 with an independent XTS, and find
+    # the store's superblock and record magics where spec/storage.md puts them.
+    keydump = subprocess.run(["cryptsetup", "luksDump", "--dump-volume-key", "--batch-mode", "--key-file", key, image],
+                             capture_output=True, text=True, check=True).stdout
+    hexkey = "".join(keydump.split("MK dump:")[1].split()[:64])
+    offset = int(dump.stdout.split("offset:")[1].split()[0])
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    def sector(n):
+        decryptor = Cipher(algorithms.AES(bytes.fromhex(hexkey)), modes.XTS(n.to_bytes(16, "little"))).decryptor()
+        return decryptor.update(raw[offset + 512 * n:offset + 512 * (n + 1)]) + decryptor.finalize()
+    assert b"VSSUPER1" in (sector(0)[:8], sector(1)[:8]), (sector(0)[:8], sector(1)[:8])
+    assert sector(2)[:4] == b"VSR1", sector(2)[:4]
     print("qtest session: an encrypted image survives SIGKILL and shows no plaintext")
 
 def run(directory, *command):
