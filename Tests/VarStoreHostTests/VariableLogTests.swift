@@ -191,4 +191,18 @@ import VarStoreCrypto
             }
         }
     }
+
+    @Test func readFaultsAreCaughtNotBelieved() throws {
+        // A device that flips a bit on the way back: the middle record then fails to
+        // authenticate while later ones do, which is reported, not believed.
+        var flash = try Self.freshFaultFlash(size: 128 << 10)
+        let log = try Log.open(device: flash, crypto: Libcrypto(), volumeKey: Self.key, binding: Self.binding)
+        for index in 0 ..< 6 { try log.commit([.put(Self.variable("V\(index)", [UInt8(index)]))]) }
+        flash = log.device
+        // Segment sectors 0-1 are superblocks; the snapshot is log sector 0; V0…V5 follow.
+        flash.flipOnRead = (offset: UInt64(2 + 3) * 512 + 200, bit: 3)
+        #expect(throws: StorageError.tampered("a record beyond the end of the chain authenticates")) { _ = try Self.open(flash) }
+        flash.flipOnRead = nil
+        #expect(try Self.open(flash).live.count == 6)
+    }
 }
