@@ -205,4 +205,17 @@ import VarStoreCrypto
         flash.flipOnRead = nil
         #expect(try Self.open(flash).live.count == 6)
     }
+
+    @Test func aStaleSectorUnderNewerRecordsIsReported() throws {
+        // The device serves one sector as it was before the newest writes (a stale cache)
+        // while later sectors are current: the gap in the chain is reported.
+        var flash = try Self.freshFaultFlash(size: 128 << 10)
+        flash.dropFlushes = true  // keep the newest writes apart from what is "durable"
+        let log = try Log.open(device: flash, crypto: Libcrypto(), volumeKey: Self.key, binding: Self.binding)
+        for index in 0 ..< 4 { try log.commit([.put(Self.variable("V\(index)", [UInt8(index)]))]) }
+        flash = log.device
+        #expect(try Self.open(flash).live.count == 4)
+        flash.staleSectors = [UInt64(2 + 2)]  // V1's sector reads as it was before (empty)
+        #expect(throws: StorageError.tampered("a record beyond the end of the chain authenticates")) { _ = try Self.open(flash) }
+    }
 }
