@@ -4,6 +4,7 @@ import VarStoreCore
 /// StorageCrypto over libcrypto's EVP interfaces.
 extension Libcrypto: StorageCrypto {
     public func sha256(_ data: [UInt8]) -> [UInt8] { digest(.sha256, data) }
+    public func sha512(_ data: [UInt8]) -> [UInt8] { digest(.sha512, data) }
 
     public func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], count: Int) -> [UInt8] {
         defer { ERR_clear_error() }

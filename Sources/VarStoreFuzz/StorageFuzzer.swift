@@ -13,6 +13,7 @@
 struct TransparentCrypto: StorageCrypto {
     let real = Libcrypto()
     func sha256(_ data: [UInt8]) -> [UInt8] { real.sha256(data) }
+    func sha512(_ data: [UInt8]) -> [UInt8] { real.sha512(data) }
     func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], count: Int) -> [UInt8] { [UInt8](repeating: 1, count: count) }
     func pbkdf2(_ hash: DigestAlgorithm, password: [UInt8], salt: [UInt8], iterations: UInt32, count: Int) -> [UInt8]? {
         [UInt8](repeating: 2, count: count)
@@ -58,6 +59,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             precondition(header.segmentSize <= flash.size - header.segmentOffset, "segment past the end")
             precondition(header.digest.iterations <= LUKS2Header.maximumDigestIterations, "iterations unbounded")
             if header.digest.iterations <= 1000 { _ = header.accepts(volumeKey: fuzzKey, crypto: Libcrypto()) }
+            if header.keyslots.allSatisfy({ $0.iterations <= 1000 }) {
+                _ = header.unlock(secret: fuzzKey, flash: &flash, crypto: Libcrypto())
+            }
         }
         return 0
     }

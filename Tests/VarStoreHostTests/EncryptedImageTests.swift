@@ -56,6 +56,23 @@ import VarStoreCrypto
         #expect(log.live.count == 2 && log.generation == 3)
     }
 
+    @Test func theCoreOpensAPBKDF2KeyslotAsCryptsetupDoes() throws {
+        // An SVSM given the keyslot secret rather than the volume key: the core's own keyslot
+        // reader (PBKDF2, XTS over the area, anti-forensic merge, digest check) must recover
+        // exactly what libcryptsetup does, for a key file and for a passphrase slot.
+        let volumeKey = try image("k.img", commits: 0)
+        var flash = MemoryFlash(bytes: try bytes("k.img"))
+        let header = try LUKS2Header.read(from: &flash, crypto: Libcrypto())
+        #expect(header.keyslots.count == 1)
+        #expect(header.unlock(secret: Self.secret, flash: &flash, crypto: Libcrypto()) == volumeKey)
+        #expect(header.unlock(secret: [UInt8](repeating: 8, count: 64), flash: &flash, crypto: Libcrypto()) == nil)
+        let passphrase = Array("correct horse battery staple".utf8)
+        let other = try LUKS2Image.create(path: path("k2.img"), size: 1 << 20, secret: .passphrase(passphrase))
+        var second = MemoryFlash(bytes: try bytes("k2.img"))
+        let secondHeader = try LUKS2Header.read(from: &second, crypto: Libcrypto())
+        #expect(secondHeader.unlock(secret: passphrase, flash: &second, crypto: Libcrypto()) == other)
+    }
+
     @Test func nothingReadableReachesTheImage() throws {
         let volumeKey = try image("b.img", commits: 0)
         let log = try LUKS2Image.openStore(path: path("b.img"), volumeKey: volumeKey)

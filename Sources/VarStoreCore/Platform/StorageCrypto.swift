@@ -3,6 +3,7 @@
 /// records of the store (spec/storage.md); it implements none of the primitives itself.
 public protocol StorageCrypto {
     func sha256(_ data: [UInt8]) -> [UInt8]
+    func sha512(_ data: [UInt8]) -> [UInt8]
     /// HKDF-SHA-256 (RFC 5869), extract then expand to `count` bytes.
     func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], count: Int) -> [UInt8]
     /// PBKDF2 (RFC 8018) with HMAC over `hash`; nil if the parameters are unusable.

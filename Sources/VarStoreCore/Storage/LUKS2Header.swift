@@ -47,6 +47,8 @@ public struct LUKS2Header: Equatable, Sendable {
     public var segmentSize: UInt64
     public var sectorSize: Int
     public var digest: Digest
+    /// The PBKDF2 keyslots the core can open (LUKS2Keyslot.swift).
+    public var keyslots: [LUKS2Keyslot]
 
     /// Reads and checks the headers of `flash`: the primary, else a secondary; if both are
     /// intact, the one with the higher seqid.
@@ -149,7 +151,16 @@ public struct LUKS2Header: Equatable, Sendable {
         guard let digest = found else { throw .malformedMetadata("no digest covers segment 0") }
         let uuid = Array(binary[168..<208].prefix(while: { $0 != 0 }))
         return LUKS2Header(uuid: uuid, sequenceID: bigEndian(binary, 16, 8), headerSize: headerSize,
-                           segmentOffset: offset, segmentSize: size, sectorSize: 512, digest: digest)
+                           segmentOffset: offset, segmentSize: size, sectorSize: 512, digest: digest,
+                           keyslots: LUKS2Keyslot.keyslots(root, headerSize: headerSize, flashSize: flashSize))
+    }
+
+    /// The volume key from the first PBKDF2 keyslot `secret` opens; nil if none does.
+    public func unlock<F: Flash, C: StorageCrypto>(secret: [UInt8], flash: inout F, crypto: C) -> [UInt8]? {
+        for slot in keyslots {
+            if let key = slot.unlock(secret, header: self, flash: &flash, crypto: crypto) { return key }
+        }
+        return nil
     }
 
     /// Whether `volumeKey` is the key this header's digest describes (PBKDF2 of the key with
