@@ -28,9 +28,11 @@ public func openProbe(_ size: Int, _ keyByte: UInt8) -> UInt64 {
     var flash = MemoryFlash(size: size)
     do throws(StorageError) {
         let header = try LUKS2Header.read(from: &flash, crypto: crypto)
-        let segment = try EncryptedSegment(device: flash, header: header,
-                                           volumeKey: [UInt8](repeating: keyByte, count: 64), crypto: crypto)
-        let log = try VariableLog.open(device: segment, crypto: crypto, volumeKey: [UInt8](repeating: keyByte, count: 64),
+        // Either the volume key is given, or a keyslot secret the core turns into it.
+        let volumeKey = header.unlock(secret: [keyByte], flash: &flash, crypto: crypto)
+            ?? [UInt8](repeating: keyByte, count: 64)
+        let segment = try EncryptedSegment(device: flash, header: header, volumeKey: volumeKey, crypto: crypto)
+        let log = try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey,
                                        binding: header.uuid, minimumGeneration: 1)
         // The service persists through the log, as an SVSM wires it.
         let service = VariableService(configuration: ServiceConfiguration(), crypto: crypto, journal: log)
