@@ -70,6 +70,8 @@ struct QTest: ParsableCommand {
             } else {
                 journal = HostJournal()
             }
+        } catch let error as ValidationError {
+            throw error
         } catch {
             FileHandle.standardError.write("varstore qtest: \(describe(error))\n".data(using: .utf8)!)
             throw ExitCode(1)
@@ -82,26 +84,44 @@ struct QTest: ParsableCommand {
     }
 }
 
-/// How a command finds an encrypted image and its key.
-struct ImageOptions: ParsableArguments {
-    @Option(name: .customLong("image"), help: "An encrypted LUKS2 variable image (see `varstore create`).")
-    var path: String?
-
-    @Option(name: .customLong("key-file"), help: "A file whose bytes open a keyslot of the image.")
+/// The key for an encrypted image, as a command is given it.
+struct KeyOptions: ParsableArguments {
+    @Option(name: .customLong("key-file"), help: "A file whose bytes are a keyslot secret of the image.")
     var keyFile: String?
 
-    @Option(name: .customLong("passphrase-file"), help: "A file holding a passphrase for a keyslot (a trailing newline is dropped).")
+    @Option(name: .customLong("passphrase-file"), help: "A file holding a keyslot passphrase (a trailing newline is dropped).")
     var passphraseFile: String?
 
     @Option(name: .customLong("volume-key-file"), help: "A file holding the raw 64-byte volume key (what an SVSM receives after attestation).")
     var volumeKeyFile: String?
 
-    var access: ImageAccess {
+    func access(_ path: String?) -> ImageAccess {
         ImageAccess(path: path, keyFile: keyFile, passphraseFile: passphraseFile, volumeKeyFile: volumeKeyFile)
     }
+}
+
+/// How `qtest` finds an encrypted image and its key.
+struct ImageOptions: ParsableArguments {
+    @Option(name: .customLong("image"), help: "An encrypted LUKS2 variable image (see `varstore create`).")
+    var path: String?
+
+    @OptionGroup var key: KeyOptions
 
     func openStore(minimumGeneration: UInt64 = 0) throws -> HostJournal.ImageLog {
-        try access.openStore(minimumGeneration: minimumGeneration)
+        try key.access(path).openStore(minimumGeneration: minimumGeneration)
+    }
+}
+
+/// Runs a command's work; any failure other than a usage error becomes one line on stderr
+/// naming the problem, and exit status 1.
+func reporting(_ command: String, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        FileHandle.standardError.write("varstore \(command): \(describe(error))\n".data(using: .utf8)!)
+        throw ExitCode(1)
     }
 }
 
@@ -177,11 +197,7 @@ struct Create: ParsableCommand {
     @Option(help: "Image size in bytes (K, M and G suffixes allowed); at least 512K.")
     var size: String = "1M"
 
-    @Option(name: .customLong("key-file"), help: "A file whose bytes become the keyslot secret.")
-    var keyFile: String?
-
-    @Option(name: .customLong("passphrase-file"), help: "A file holding the keyslot passphrase.")
-    var passphraseFile: String?
+    @OptionGroup var key: KeyOptions
 
     @Option(name: .customLong("recovery-passphrase-file"), help: "Also add an Argon2id keyslot for administrators.")
     var recoveryPassphraseFile: String?
@@ -191,9 +207,9 @@ struct Create: ParsableCommand {
 
     func run() throws {
         guard let bytes = parseSize(size) else { throw ValidationError("bad --size '\(size)'") }
-        let options = ImageAccess(path: path, keyFile: keyFile, passphraseFile: passphraseFile, volumeKeyFile: nil)
-        do {
-            guard let secret = try options.secret() else { throw ValidationError("create needs --key-file or --passphrase-file") }
+        guard key.volumeKeyFile == nil else { throw ValidationError("create makes its own volume key; give --key-file or --passphrase-file") }
+        try reporting("create") {
+            guard let secret = try key.access(path).secret() else { throw ValidationError("create needs --key-file or --passphrase-file") }
             var recovery: [UInt8]?
             if let recoveryPassphraseFile {
                 var text = [UInt8](try Data(contentsOf: URL(fileURLWithPath: recoveryPassphraseFile)))
@@ -208,11 +224,6 @@ struct Create: ParsableCommand {
             } else {
                 print("created \(path): \(bytes) bytes, data segment \(log.device.size) bytes, room for \(capacity) bytes of non-volatile variables")
             }
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            FileHandle.standardError.write("varstore create: \(describe(error))\n".data(using: .utf8)!)
-            throw ExitCode(1)
         }
     }
 }
@@ -224,20 +235,13 @@ struct Inspect: ParsableCommand {
     @Argument(help: "The image file.")
     var path: String
 
-    @Option(name: .customLong("key-file"), help: "A file whose bytes open a keyslot.")
-    var keyFile: String?
-
-    @Option(name: .customLong("passphrase-file"), help: "A file holding a keyslot passphrase.")
-    var passphraseFile: String?
-
-    @Option(name: .customLong("volume-key-file"), help: "A file holding the raw volume key.")
-    var volumeKeyFile: String?
+    @OptionGroup var key: KeyOptions
 
     @Flag(help: "Print the result as JSON.")
     var json = false
 
     func run() throws {
-        do {
+        try reporting("inspect") {
             var flash = try FileFlash(path: path)
             let header = try LUKS2Header.read(from: &flash, crypto: Libcrypto())
             let keyslots = (try? LUKS2Image.keyslots(path: path)) ?? []
@@ -250,7 +254,7 @@ struct Inspect: ParsableCommand {
                 ("sector_bytes", "\(header.sectorSize)"),
                 ("keyslots", keyslots.map { "\($0.slot):\($0.kdf)" }.joined(separator: ",")),
             ]
-            let options = ImageAccess(path: path, keyFile: keyFile, passphraseFile: passphraseFile, volumeKeyFile: volumeKeyFile)
+            let options = key.access(path)
             if try options.volumeKey() != nil {
                 let log = try options.openStore()
                 let capacity = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
@@ -270,11 +274,6 @@ struct Inspect: ParsableCommand {
             } else {
                 for (name, value) in facts { print(name.padding(toLength: 16, withPad: " ", startingAt: 0) + value) }
             }
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            FileHandle.standardError.write("varstore inspect: \(describe(error))\n".data(using: .utf8)!)
-            throw ExitCode(1)
         }
     }
 }
