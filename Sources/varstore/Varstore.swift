@@ -165,6 +165,11 @@ struct ImageAccess {
 func describe(_ error: Error) -> String {
     if let storage = error as? StorageError { return storage.explanation }
     if let flash = error as? FlashError { return "image I/O failed (\(flash))" }
+    if let failure = error as? LUKS2Image.Failure { return failure.description }
+    let nsError = error as NSError
+    if nsError.domain == NSCocoaErrorDomain, let path = nsError.userInfo[NSFilePathErrorKey] as? String {
+        return "\(path): \(nsError.localizedDescription)"
+    }
     return "\(error)"
 }
 
