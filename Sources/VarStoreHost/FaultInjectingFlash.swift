@@ -91,7 +91,7 @@ public struct FaultInjectingFlash: Flash {
     }
 
     /// The medium after a power cut now: what is durable, plus the pending writes `keep`
-    /// selects (by index), each cut to whole sectors where `tornSectors` says so.
+    /// selects (by index).
     public func afterPowerCut(keep: (Int) -> Bool = { _ in false }) -> [UInt8] {
         var image = durable
         for (index, write) in pending.enumerated() where keep(index) {

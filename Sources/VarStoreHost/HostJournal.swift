@@ -50,6 +50,21 @@ public final class HostJournal: NonVolatileJournal {
         }
     }
 
+    public var isPersistent: Bool {
+        if case .memory = backend { return false }
+        return true
+    }
+
+    public var generation: UInt64 {
+        if case .image(let log) = backend { return log.generation }
+        return 0
+    }
+
+    public var stateDigest: [UInt8] {
+        if case .image(let log) = backend { return log.digest }
+        return []
+    }
+
     private func apply(_ changes: [JournalChange]) {
         for change in changes {
             switch change {

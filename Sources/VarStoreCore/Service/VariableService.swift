@@ -44,6 +44,9 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
     /// Every variable the current step replaced or removed, before it did, to undo the step
     /// if the journal cannot make it durable.
     private var undoLog: [(key: VariableKey, previous: Variable?)] = []
+    /// Set while the service rebuilds its Secure Boot variables in memory only, after the
+    /// journal refused them (initializeSecureBootDurably).
+    private var journalSuspended = false
 
     /// A service over `journal`, starting from `variables` — what the journal already holds,
     /// in enumeration order (a host reads them from its store first).
@@ -58,7 +61,23 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
             store.insert(variable)
             quota.add(variable)
         }
-        try? journaled { initializeSecureBoot() }
+        initializeSecureBootDurably()
+    }
+
+    /// Refreshes the Secure Boot variables (edk2 AuthVariableLibInitialize) as a durable
+    /// step. If the journal refuses the step, the mode must still follow from what is stored
+    /// — never the setup-mode default, which would accept unsigned keys — so the variables
+    /// are rebuilt in memory only; later writes will meet the same journal and fail.
+    func initializeSecureBootDurably() {
+        do {
+            try journaled { initializeSecureBoot() }
+        } catch {
+            journalSuspended = true
+            initializeSecureBoot()
+            journalSuspended = false
+            pendingChanges.removeAll()
+            undoLog.removeAll()
+        }
     }
 
     // MARK: Durable steps
@@ -69,6 +88,7 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
     func journaled(_ body: () throws(EFIStatus) -> Void) throws(EFIStatus) {
         let mode = secureBootMode
         let vendorKeys = vendorKeysValid
+        let overwrite = memoryOverwrite
         var outcome: EFIStatus?
         do {
             try body()
@@ -92,6 +112,7 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
                 }
                 secureBootMode = mode
                 vendorKeysValid = vendorKeys
+                memoryOverwrite = overwrite
                 throw .deviceError
             }
         }
@@ -101,8 +122,9 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
     /// store.insert, recorded for undo and, when non-volatile, for the journal.
     func journalInsert(_ variable: Variable) {
         let previous = store.variable(for: variable.key)
-        undoLog.append((variable.key, previous))
         store.insert(variable)
+        guard !journalSuspended else { return }
+        undoLog.append((variable.key, previous))
         if variable.isNonVolatile {
             pendingChanges.append(.put(variable))
         } else if let previous, previous.isNonVolatile {
@@ -115,6 +137,7 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
     func journalReplaceInPlace(_ variable: Variable) -> Bool {
         let previous = store.variable(for: variable.key)
         guard store.replaceInPlace(variable) else { return false }
+        guard !journalSuspended else { return true }
         undoLog.append((variable.key, previous))
         if variable.isNonVolatile { pendingChanges.append(.replaceInPlace(variable)) }
         return true
@@ -124,6 +147,7 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
     @discardableResult
     func journalRemove(_ key: VariableKey) -> Variable? {
         guard let previous = store.remove(key) else { return nil }
+        guard !journalSuspended else { return previous }
         undoLog.append((key, previous))
         if previous.isNonVolatile { pendingChanges.append(.delete(key)) }
         return previous
@@ -141,7 +165,7 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
             store.insert(variable)
             quota.add(variable)
         }
-        try? journaled { initializeSecureBoot() }
+        initializeSecureBootDurably()
     }
 
     /// A platform (hard) reset: volatile variables, locks and boot-phase flags are gone;
@@ -161,7 +185,7 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
         properties = [:]
         memoryOverwrite.reset()
         phase = BootPhase()
-        try? journaled { initializeSecureBoot() }
+        initializeSecureBootDurably()
     }
 
     public var nonVolatileVariables: [Variable] { store.all.filter { $0.isNonVolatile } }

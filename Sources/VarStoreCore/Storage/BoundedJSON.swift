@@ -1,7 +1,7 @@
 /// A strict, bounded JSON reader for the LUKS2 metadata area, which the host controls.
 ///
-/// It accepts RFC 8259 JSON with limits that make every input cost O(bytes): nesting depth,
-/// member count and string length are capped, numbers are kept as their text, and any
+/// It accepts RFC 8259 JSON with limits that bound every input's cost: nesting depth, member
+/// count (overall and per object) and string length are capped, numbers are kept as their text, and any
 /// escape other than \" \\ \/ \b \f \n \r \t and \u00XX is refused (LUKS2 metadata is
 /// ASCII). Duplicate object keys are refused too, so no two readers can disagree on a value.
 /// Strings are kept as their UTF-8 bytes: comparing bytes needs no Unicode tables, which a
@@ -71,6 +71,9 @@ public indirect enum JSONValue: Equatable, Sendable {
 public struct JSONLimits: Sendable {
     public var depth = 8
     public var members = 4096
+    /// Members of one object: duplicate keys are looked for by comparison, so this keeps that
+    /// quadratic search small (LUKS2 objects hold a few dozen at most).
+    public var objectMembers = 128
     public var stringBytes = 4096
     public init() {}
 }
@@ -142,7 +145,7 @@ public enum JSONReader {
             while true {
                 skipWhitespace()
                 guard countMember(), current == UInt8(ascii: "\""), let key = string() else { return nil }
-                guard !result.contains(where: { $0.0 == key }) else { return nil }
+                guard result.count < limits.objectMembers, !result.contains(where: { $0.0 == key }) else { return nil }
                 skipWhitespace()
                 guard current == UInt8(ascii: ":") else { return nil }
                 position += 1

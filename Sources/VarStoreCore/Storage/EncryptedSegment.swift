@@ -15,6 +15,12 @@ public struct EncryptedSegment<Device: Flash, Crypto: StorageCrypto>: Flash {
     /// Opens the segment `header` describes, after checking `volumeKey` against its digest.
     public init(device: Device, header: LUKS2Header, volumeKey: [UInt8], crypto: Crypto) throws(StorageError) {
         guard header.accepts(volumeKey: volumeKey, crypto: crypto) else { throw .wrongKey }
+        // Records are written in 512-byte sectors; a device whose atomic unit is larger could
+        // tear durable neighbours of a new record, and one that cannot write 512 bytes at all
+        // cannot hold them.
+        guard device.sectorSize > 0, device.sectorSize <= Self.sectorBytes, Self.sectorBytes % device.sectorSize == 0 else {
+            throw .invalidGeometry("the flash's write unit must divide 512 bytes")
+        }
         guard device.contains(offset: header.segmentOffset, count: 0),
               header.segmentSize <= device.size - header.segmentOffset else {
             throw .invalidGeometry("the data segment lies outside the image")

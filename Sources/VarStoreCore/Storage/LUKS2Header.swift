@@ -30,6 +30,7 @@ public struct LUKS2Header: Equatable, Sendable {
     /// An attacker can set any PBKDF2 iteration count; more than this is refused rather than
     /// spent (cryptsetup's own digests use far fewer).
     public static let maximumDigestIterations: UInt64 = 10_000_000
+    public static let maximumKeyslotsTried = 8
 
     public struct Digest: Equatable, Sendable {
         public var hash: DigestAlgorithm
@@ -156,8 +157,10 @@ public struct LUKS2Header: Equatable, Sendable {
     }
 
     /// The volume key from the first PBKDF2 keyslot `secret` opens; nil if none does.
+    /// At most `maximumKeyslotsTried` slots are tried, so a header cannot make this take
+    /// unbounded time.
     public func unlock<F: Flash, C: StorageCrypto>(secret: [UInt8], flash: inout F, crypto: C) -> [UInt8]? {
-        for slot in keyslots {
+        for slot in keyslots.prefix(Self.maximumKeyslotsTried) {
             if let key = slot.unlock(secret, header: self, flash: &flash, crypto: crypto) { return key }
         }
         return nil

@@ -83,6 +83,10 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     /// skipped: `logSectors` means full, 0 only before the first snapshot.
     var used: UInt64 = 0
     var superblockSequence: UInt64
+    /// A complete snapshot the replay found after the one the newest superblock names (a
+    /// power cut came between its last part and its superblock): the next commit points a
+    /// superblock at it before anything reuses space.
+    var unnamedCheckpoint: (sector: UInt64, generation: UInt64, chainDigest: [UInt8])?
     /// Bytes handed to the device, superblocks and snapshots included (the benchmark's figure).
     public private(set) var bytesWritten: UInt64 = 0
 
@@ -165,19 +169,57 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         for change in changes { Self.encode(change, into: &payload) }
         guard payload.count <= Self.maximumRecordPayload else { throw .full }
         let sectors = Self.bucket(for: payload.count)
+        try adoptUnnamedCheckpoint()
         if !fits([sectors, snapshotSectorsEstimate(after: changes)]) {
             try compact()
             guard fits([sectors]) else { throw .full }
         }
-        try appendRecord(kind: .delta, part: 0, of: 1, payload: payload, sectors: sectors)
-        try flush()
+        try rollingBack { () throws(StorageError) in
+            try appendRecord(kind: .delta, part: 0, of: 1, payload: payload, sectors: sectors)
+            try flush()
+        }
         for change in changes { apply(change) }
+    }
+
+    /// Runs `body`; if it fails, the chain position goes back to where it was, so the next
+    /// record takes the failed one's place — on the medium the failed record is then either
+    /// absent or an in-flight record that the next one overwrites, exactly as after a power cut.
+    func rollingBack(_ body: () throws(StorageError) -> Void) throws(StorageError) {
+        let saved = (generation, digest, head, used, tail, superblockSequence)
+        do {
+            try body()
+        } catch {
+            (generation, digest, head, used, tail, superblockSequence) = saved
+            throw error
+        }
+    }
+
+    /// Points the next superblock at a complete snapshot no superblock named yet (see
+    /// `unnamedCheckpoint`), freeing what lies before it.
+    func adoptUnnamedCheckpoint() throws(StorageError) {
+        guard let checkpoint = unnamedCheckpoint else { return }
+        try rollingBack { () throws(StorageError) in
+            let sequence = superblockSequence + 1
+            try writeSuperblock(Superblock(sequence: sequence, logSectors: logSectors, checkpointSector: checkpoint.sector,
+                                           checkpointGeneration: checkpoint.generation, chainDigest: checkpoint.chainDigest),
+                                slot: Int(sequence % 2))
+            try flush()
+            superblockSequence = sequence
+            tail = checkpoint.sector
+            used = head > tail ? head - tail : logSectors - tail + head
+        }
+        unnamedCheckpoint = nil
     }
 
     /// Writes the live state as snapshot records after the newest record, flushes, then makes
     /// the other superblock slot point at them and flushes again. Until that second flush the
     /// old superblock and everything it reaches are untouched, so a cut leaves either state.
     public func compact() throws(StorageError) {
+        try adoptUnnamedCheckpoint()
+        try rollingBack { () throws(StorageError) in try writeSnapshot() }
+    }
+
+    private func writeSnapshot() throws(StorageError) {
         var parts: [[UInt8]] = [[]]
         for variable in live.all {
             var encoded: [UInt8] = []
@@ -197,11 +239,12 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
             // past the chain's end can only be there if someone cut the chain.
             try flush()
         }
-        superblockSequence += 1
-        let superblock = Superblock(sequence: superblockSequence, logSectors: logSectors, checkpointSector: start ?? head,
+        let sequence = superblockSequence + 1
+        let superblock = Superblock(sequence: sequence, logSectors: logSectors, checkpointSector: start ?? head,
                                     checkpointGeneration: checkpointGeneration, chainDigest: checkpointDigest)
-        try writeSuperblock(superblock, slot: Int(superblockSequence % 2))
+        try writeSuperblock(superblock, slot: Int(sequence % 2))
         try flush()
+        superblockSequence = sequence
         tail = start ?? head
         used = head > tail ? head - tail : logSectors - tail + head
     }
@@ -241,10 +284,11 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
             if case .put(let variable) = change { bytes += UInt64(Self.encodedSize(variable)) }
             if case .replaceInPlace(let variable) = change { bytes += UInt64(Self.encodedSize(variable)) }
         }
-        // Parts break between variables, so each may be short by up to one variable.
-        let perPart = UInt64(Self.maximumRecordPayload / 2)
-        let parts = bytes / perPart + 1
-        return parts * Self.maximumRecordSectors
+        // Parts break between variables, so a part may be short by up to one variable: at
+        // worst half full. Each part adds its header, body header and tag.
+        let parts = 2 * bytes / UInt64(Self.maximumRecordPayload) + 1
+        let overhead = UInt64(Self.headerBytes + Self.bodyHeaderBytes + Self.tagBytes)
+        return (bytes + parts * overhead) / UInt64(Self.sectorBytes) + 2 * parts
     }
 
     static func bucket(for payloadBytes: Int) -> UInt64 {
@@ -377,6 +421,8 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         superblockSequence = superblock.sequence
         var position = superblock.checkpointSector
         var snapshotParts: Int?
+        // A later snapshot in the chain: where it starts, and how many parts have been seen.
+        var later: (sector: UInt64, generation: UInt64, chainDigest: [UInt8], parts: Int, seen: Int)?
         var wasted: UInt64 = 0
         var steps: UInt64 = 0
         while steps <= logSectors {
@@ -397,16 +443,29 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
                     throw .tampered("the superblock does not point at a snapshot")
                 }
                 snapshotParts = found.parts
-            } else if found.kind == .snapshot, found.part == 0 {
-                // An older compaction's snapshot that no superblock names any more: its
-                // changes are the state again; replaying it from empty is equivalent.
-                live = VariableStore()
-                liveBytes = 0
             }
-            do {
-                try applyEncoded(found.changes)
-            } catch {
-                throw .tampered("a record's changes do not decode")
+            let named = found.header.generation < superblock.checkpointGeneration + UInt64(snapshotParts ?? 1)
+            if found.kind == .snapshot && !named {
+                // A snapshot no superblock names (a power cut came before its superblock): it
+                // holds exactly the state the chain has reached, so it is not applied — a
+                // partial one must never replace the state. A complete one is remembered, to
+                // be named by the next superblock.
+                if found.part == 0 {
+                    later = (position, found.header.generation, digest, found.parts, 1)
+                } else if let seen = later, found.part == seen.seen, found.parts == seen.parts {
+                    later?.seen += 1
+                } else {
+                    later = nil
+                }
+                if let complete = later, complete.seen == complete.parts {
+                    unnamedCheckpoint = (complete.sector, complete.generation, complete.chainDigest)
+                }
+            } else {
+                do {
+                    try applyEncoded(found.changes)
+                } catch {
+                    throw .tampered("a record's changes do not decode")
+                }
             }
             generation = found.header.generation
             digest = chain(digest, found.bytes)
