@@ -10,6 +10,8 @@ let package = Package(
     products: [
         .library(name: "VarStoreCore", targets: ["VarStoreCore"]),
         .library(name: "VarStoreCrypto", targets: ["VarStoreCrypto"]),
+        // The C ABI (include/varstore.h) as a shared library, for C hosts and the C test.
+        .library(name: "VarStoreSVSM", type: .dynamic, targets: ["VarStoreSVSM"]),
         .executable(name: "varstore", targets: ["varstore"]),
     ],
     dependencies: [
@@ -29,6 +31,12 @@ let package = Package(
         .target(
             name: "VarStoreCrypto",
             dependencies: ["VarStoreCore", "CLibcrypto"]
+        ),
+        // include/varstore.h, the C ABI's header, as a module the Swift side implements.
+        .systemLibrary(name: "CVarStore", path: "include"),
+        .target(
+            name: "VarStoreSVSM",
+            dependencies: ["VarStoreCore", "VarStoreCrypto", "CVarStore"]
         ),
         // libcryptsetup (Debian libcryptsetup-dev): creating images and managing keyslots.
         .systemLibrary(

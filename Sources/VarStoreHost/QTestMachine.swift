@@ -13,6 +13,8 @@ import VarStoreCrypto
 public final class QTestMachine {
     public let ram: SparseGuestRAM
     public let device: UEFIVarsDevice<SparseGuestRAM, Libcrypto, HostJournal>
+    /// The SVSM transport into the same service, over the same RAM (the `svsm` command).
+    public let svsm: SVSMUEFIMM<SparseGuestRAM, Libcrypto, HostJournal>
     public let deviceBase: UInt64
 
     /// A machine whose service starts from what `journal` holds and commits every
@@ -23,6 +25,7 @@ public final class QTestMachine {
                                       variables: journal.variables)
         ram = SparseGuestRAM(size: ramSize)
         device = UEFIVarsDevice(service: service, memory: ram, usePIO: usePIO)
+        svsm = SVSMUEFIMM(service: service, memory: ram)
         self.deviceBase = deviceBase
     }
 
@@ -89,6 +92,14 @@ public final class QTestMachine {
             return "OK"
         case "endianness":
             return "OK little"
+        case "svsm":
+            // Not a QEMU command: an SVSM call with RAX RCX RDX [R8] against guest RAM, answered
+            // "OK <rax> <rcx>" (spec/simulator.md).
+            guard words.count == 4 || words.count == 5, let rax = number(1), let rcx = number(2), let rdx = number(3) else {
+                return "FAIL svsm: bad arguments"
+            }
+            let result = svsm.call(SVSMCall(rax: rax, rcx: rcx, rdx: rdx, r8: words.count == 5 ? number(4) ?? 0 : 0))
+            return "OK 0x" + Hex.string(result.rax, digits: 16) + " 0x" + Hex.string(result.rcx, digits: 16)
         default:
             return "FAIL Unknown command '\(command)'"
         }

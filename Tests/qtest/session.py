@@ -137,7 +137,28 @@ def main(binary):
     assert "nope" in open(store).read()
     secure_boot(binary)
     encrypted_image(binary)
+    svsm_transport(binary)
     print("qtest session: every check passed")
+
+def svsm_transport(binary):
+    """The `svsm` line command: an SVSM UEFI MM call (protocol 4, call 1) into the same
+    service the uefi-vars device reaches."""
+    q = QTest(binary)
+    init(q)
+    q.expect("svsm 0x6 0x400000001 0", "OK 0x0000000000000000 0x0000000100000001")
+    name = ucs2("ViaSvsm")
+    body = VENDOR.bytes_le + struct.pack("<QQI", 3, len(name), 7) + name + b"abc"
+    payload = struct.pack("<QQ", 3, 0) + body
+    request = SMM_VARIABLE + struct.pack("<Q", len(payload)) + payload
+    q.expect(f"write {BUFFER:#x} {len(request)} 0x{request.hex()}", "OK")
+    q.expect(f"svsm 0x400000001 {BUFFER:#x} {len(request)}", f"OK 0x0000000000000000 {BUFFER:#018x}")
+    reply = bytes.fromhex(q.send(f"read {BUFFER:#x} {len(request)}")[5:])
+    assert struct.unpack_from("<Q", reply, 32)[0] == 0
+    assert get_variable(q, "ViaSvsm") == (0, 7, b"abc")
+    q.expect(f"svsm 0x400000001 {BUFFER + 8:#x} 4096", f"OK 0x0000000080000003 {BUFFER + 8:#018x}")
+    q.proc.stdin.close()
+    q.proc.wait()
+    print("qtest session: an SVSM call and the MMIO device reach the same service")
 
 def encrypted_image(binary):
     """Serve from an encrypted image: write, SIGKILL, restart, read back; a wrong key fails

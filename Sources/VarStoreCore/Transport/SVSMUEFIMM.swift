@@ -1,0 +1,171 @@
+/// The SVSM UEFI MM protocol (protocol 4, call 1), as coconut-svsm's `uefivars` protocol and
+/// edk2's VirtMmCommunicationDxe define it: the guest passes the guest-physical address of an
+/// EFI_MM_COMMUNICATE buffer (24-byte header, then MessageLength bytes) in RCX and its size in
+/// RDX; the service answers in place. The second transport into the same MM dispatcher as the
+/// uefi-vars device.
+///
+/// Checks run in coconut's order with its return codes; the request is copied into service
+/// memory once, dispatched there, and the reply — never longer than the request — copied back.
+/// Nothing a guest passes can trap.
+public enum SVSMStatus {
+    public static let success: UInt64 = 0
+    public static let incomplete: UInt64 = 0x8000_0000
+    public static let unsupportedProtocol: UInt64 = 0x8000_0001
+    public static let unsupportedCall: UInt64 = 0x8000_0002
+    public static let invalidAddress: UInt64 = 0x8000_0003
+    public static let invalidFormat: UInt64 = 0x8000_0004
+    public static let invalidParameter: UInt64 = 0x8000_0005
+    public static let invalidRequest: UInt64 = 0x8000_0006
+    public static let busy: UInt64 = 0x8000_0007
+}
+
+/// The registers of one SVSM call, in and out.
+public struct SVSMCall: Equatable, Sendable {
+    public var rax: UInt64
+    public var rcx: UInt64
+    public var rdx: UInt64
+    public var r8: UInt64
+
+    public init(rax: UInt64, rcx: UInt64 = 0, rdx: UInt64 = 0, r8: UInt64 = 0) {
+        self.rax = rax
+        self.rcx = rcx
+        self.rdx = rdx
+        self.r8 = r8
+    }
+
+    public var `protocol`: UInt32 { UInt32(truncatingIfNeeded: rax >> 32) }
+    public var callID: UInt32 { UInt32(truncatingIfNeeded: rax) }
+}
+
+public final class SVSMUEFIMM<Memory: GuestMemory, Crypto: AuthenticationCrypto, Journal: NonVolatileJournal> {
+    public static var coreProtocol: UInt32 { 0 }
+    public static var coreQueryProtocol: UInt32 { 6 }
+    public static var uefiMMProtocol: UInt32 { 4 }
+    public static var uefiMMRequest: UInt32 { 1 }
+    public static var version: UInt32 { 1 }
+    /// coconut's UEFI_MM_BUFFER_LIMIT (edk2 itself uses 64 KiB).
+    public static var maximumBufferSize: UInt64 { 256 << 10 }
+    public static var pageSize: UInt64 { 4096 }
+
+    public let service: VariableService<Crypto, Journal>
+    public var memory: Memory
+
+    public init(service: VariableService<Crypto, Journal>, memory: Memory) {
+        self.service = service
+        self.memory = memory
+    }
+
+    /// One SVSM call for this service: the UEFI MM request, or the core protocol's
+    /// QUERY_PROTOCOL asked about protocol 4 (RCX out = (max << 32) | min, or 0). Returns the
+    /// registers as the guest sees them afterwards (RAX = SVSM status).
+    public func call(_ registers: SVSMCall) -> SVSMCall {
+        var out = registers
+        switch (registers.protocol, registers.callID) {
+        case (Self.coreProtocol, Self.coreQueryProtocol):
+            let asked = UInt32(truncatingIfNeeded: registers.rcx >> 32)
+            let version = UInt32(truncatingIfNeeded: registers.rcx)
+            let supported = asked == Self.uefiMMProtocol && version >= Self.version && version <= Self.version
+            out.rcx = supported ? UInt64(Self.version) << 32 | UInt64(Self.version) : 0
+            out.rax = SVSMStatus.success
+        case (Self.coreProtocol, _):
+            // The rest of the core protocol belongs to the SVSM itself.
+            out.rax = SVSMStatus.unsupportedCall
+        case (Self.uefiMMProtocol, Self.uefiMMRequest):
+            out.rax = request(address: registers.rcx, size: registers.rdx)
+        case (Self.uefiMMProtocol, _):
+            out.rax = SVSMStatus.unsupportedCall
+        default:
+            out.rax = SVSMStatus.unsupportedProtocol
+        }
+        return out
+    }
+
+    /// SVSM_UEFI_MM_REQUEST: coconut's check_buffer order, then copy in once, dispatch, copy
+    /// back the reply (the request's own length).
+    func request(address: UInt64, size: UInt64) -> UInt64 {
+        let header = UInt64(MMCommunicateHeader.size)
+        guard address != 0 else { return SVSMStatus.invalidParameter }
+        // coconut's valid_phys_address on the start, then the alignment; the platform's guest
+        // memory decides what is guest RAM (and checks every page we touch later).
+        var probe = [UInt8](repeating: 0, count: 1)
+        do throws(GuestMemoryError) {
+            try memory.read(address, into: &probe, at: 0, count: 1)
+        } catch {
+            return SVSMStatus.invalidAddress
+        }
+        guard address % Self.pageSize == 0, CheckedSize.add(address, size) != nil else { return SVSMStatus.invalidAddress }
+        guard size >= header, size <= Self.maximumBufferSize else { return SVSMStatus.invalidParameter }
+        var buffer = [UInt8](repeating: 0, count: Int(header))
+        do throws(GuestMemoryError) {
+            try memory.read(address, into: &buffer, at: 0, count: Int(header))
+        } catch {
+            return SVSMStatus.invalidAddress
+        }
+        let length = LittleEndian.load(UInt64.self, from: buffer, at: MMCommunicateHeader.messageLengthOffset) ?? .max
+        guard length <= size - header else { return SVSMStatus.invalidParameter }
+        let total = Int(header + length)
+        buffer += [UInt8](repeating: 0, count: total - Int(header))
+        do throws(GuestMemoryError) {
+            try memory.read(address + header, into: &buffer, at: Int(header), count: total - Int(header))
+        } catch {
+            return SVSMStatus.invalidAddress
+        }
+        switch MMDispatcher.dispatch(&buffer, service: service) {
+        case .handled:
+            break
+        case .unsupportedHandler:
+            return SVSMStatus.invalidRequest
+        case .badBufferSize:
+            return SVSMStatus.invalidParameter
+        }
+        // Handlers answer in place; a reply that grew would be a bug, and is refused rather
+        // than copied past the guest's buffer.
+        guard buffer.count == total else { return SVSMStatus.invalidRequest }
+        do throws(GuestMemoryError) {
+            try memory.write(address, from: buffer, range: 0 ..< total)
+        } catch {
+            return SVSMStatus.invalidAddress
+        }
+        return SVSMStatus.success
+    }
+}
+
+/// What the attestation report says about the UEFI MM service (coconut's UefiMmManifest,
+/// published under the service GUID a4453a59-9e1b-4787-a033-1986d6adbe55).
+///
+/// Version 0 (8 bytes, coconut's): version u32 = 0, flags u32 — bit 0 persistent_nv_vars,
+/// bit 1 secureboot_enabled (PK enrolled), bit 2 secureboot_db_update (signed updates are
+/// verified). Version 1 (ours, 48 bytes): version u32 = 1, the same flags u32, the store
+/// generation u64 and the committed-state digest [32] — what a relying party needs to anchor
+/// against rollback.
+public enum UEFIMMManifest {
+    public static let serviceGUID = EFIGUID(0xa4453a59, 0x9e1b, 0x4787, 0xa0, 0x33, 0x19, 0x86, 0xd6, 0xad, 0xbe, 0x55)
+
+    public static func flags<C: AuthenticationCrypto, J: NonVolatileJournal>(_ service: VariableService<C, J>) -> UInt32 {
+        var flags: UInt32 = 0
+        if service.journal.isPersistent { flags |= 1 }
+        if service.store.variable(for: SecureBootVariable.pk) != nil { flags |= 2 }
+        flags |= 4  // every update of PK, KEK, db, dbx is verified with PKCS#7
+        return flags
+    }
+
+    public static func encode<C: AuthenticationCrypto, J: NonVolatileJournal>(_ service: VariableService<C, J>,
+                                                                           version: UInt32) -> [UInt8]? {
+        var out: [UInt8] = []
+        switch version {
+        case 0:
+            LittleEndian.append(UInt32(0), to: &out)
+            LittleEndian.append(flags(service), to: &out)
+        case 1:
+            LittleEndian.append(UInt32(1), to: &out)
+            LittleEndian.append(flags(service), to: &out)
+            LittleEndian.append(service.journal.generation, to: &out)
+            var digest = service.journal.stateDigest
+            digest += [UInt8](repeating: 0, count: max(0, 32 - digest.count))
+            out += digest.prefix(32)
+        default:
+            return nil
+        }
+        return out
+    }
+}

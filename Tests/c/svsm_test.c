@@ -1,0 +1,172 @@
+/*
+ * Drives the C ABI (include/varstore.h) as an SVSM would: guest memory and flash through
+ * callbacks, one SetVariable and one GetVariable through varstore_svsm_call and again through
+ * the uefi-vars registers (varstore_mmio_write/read). Request bytes are built here from the
+ * documented layouts (EFI_MM_COMMUNICATE_HEADER, SMM_VARIABLE_COMMUNICATE_HEADER,
+ * SMM_VARIABLE_COMMUNICATE_ACCESS_VARIABLE).
+ *
+ *   svsm_test                      variables in memory only
+ *   svsm_test IMAGE KEYFILE        an encrypted image opened with a keyslot secret; the
+ *                                  variable must survive destroying and re-creating the store
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "varstore.h"
+
+#define RAM_SIZE (1u << 20)
+#define BUFFER_GPA 0x10000u
+static uint8_t ram[RAM_SIZE];
+static FILE *image;
+
+static int guest_read(void *c, uint64_t gpa, void *buffer, size_t length) {
+    (void)c;
+    if (gpa > RAM_SIZE || length > RAM_SIZE - gpa) return -1;
+    memcpy(buffer, ram + gpa, length);
+    return 0;
+}
+static int guest_write(void *c, uint64_t gpa, const void *buffer, size_t length) {
+    (void)c;
+    if (gpa > RAM_SIZE || length > RAM_SIZE - gpa) return -1;
+    memcpy(ram + gpa, buffer, length);
+    return 0;
+}
+static int flash_read(void *c, uint64_t offset, void *buffer, size_t length) {
+    (void)c;
+    return fseek(image, (long)offset, SEEK_SET) == 0 && fread(buffer, 1, length, image) == length ? 0 : -1;
+}
+static int flash_write(void *c, uint64_t offset, const void *buffer, size_t length) {
+    (void)c;
+    return fseek(image, (long)offset, SEEK_SET) == 0 && fwrite(buffer, 1, length, image) == length ? 0 : -1;
+}
+static int flash_flush(void *c) { (void)c; return fflush(image) == 0 ? 0 : -1; }
+static int random_bytes(void *c, void *buffer, size_t length) {
+    (void)c;
+    FILE *u = fopen("/dev/urandom", "rb");
+    int ok = u && fread(buffer, 1, length, u) == length;
+    if (u) fclose(u);
+    return ok ? 0 : -1;
+}
+
+static const uint8_t smm_variable_guid[16] = {0x33, 0xd5, 0x32, 0xed, 0xe6, 0x99, 0x09, 0x42,
+                                             0x9c, 0xc0, 0x2d, 0x72, 0xcd, 0xd9, 0x98, 0xa7};
+static const uint8_t vendor_guid[16] = {0x4c, 0x2a, 0x1b, 0x3f, 0x6e, 0x5d, 0x70, 0x4f,
+                                       0x81, 0x92, 0xa3, 0xb4, 0xc5, 0xd6, 0xe7, 0xf8};
+
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+
+/* Builds an SMM variable request at BUFFER_GPA; returns its total length. */
+static size_t access_variable(uint64_t function, const char *name, uint32_t attributes, const uint8_t *data,
+                              size_t data_size) {
+    uint8_t *m = ram + BUFFER_GPA;
+    size_t name_size = 2 * (strlen(name) + 1);
+    size_t payload = 16 + 16 + 8 + 8 + 4 + name_size + data_size;
+    memset(m, 0, 24 + payload);
+    memcpy(m, smm_variable_guid, 16);
+    put64(m + 16, payload);
+    put64(m + 24, function);          /* Function */
+    put64(m + 32, 0);                 /* ReturnStatus */
+    memcpy(m + 40, vendor_guid, 16);
+    put64(m + 56, data_size);         /* DataSize */
+    put64(m + 64, name_size);         /* NameSize */
+    put32(m + 72, attributes);
+    for (size_t i = 0; name[i]; i++) m[76 + 2 * i] = (uint8_t)name[i];
+    if (data) memcpy(m + 76 + name_size, data, data_size);
+    return 24 + payload;
+}
+
+static int failures;
+#define CHECK(cond, what) do { if (!(cond)) { fprintf(stderr, "svsm_test: FAILED: %s\n", what); failures++; } } while (0)
+
+static void through_svsm(varstore_t *store, const char *name, const uint8_t *value, size_t length, int set) {
+    uint64_t rcx = BUFFER_GPA;
+    if (set) {
+        size_t total = access_variable(3, name, 7, value, length);
+        CHECK(varstore_svsm_call(store, 4ull << 32 | 1, &rcx, total, 0) == 0, "svsm SetVariable: SVSM status");
+        CHECK(get64(ram + BUFFER_GPA + 32) == 0, "svsm SetVariable: EFI_SUCCESS");
+    }
+    uint8_t empty[64] = {0};
+    size_t total = access_variable(1, name, 0, empty, sizeof empty);
+    rcx = BUFFER_GPA;
+    CHECK(varstore_svsm_call(store, 4ull << 32 | 1, &rcx, total, 0) == 0, "svsm GetVariable: SVSM status");
+    CHECK(get64(ram + BUFFER_GPA + 32) == 0, "svsm GetVariable: EFI_SUCCESS");
+    CHECK(get64(ram + BUFFER_GPA + 56) == length, "svsm GetVariable: DataSize");
+    CHECK(memcmp(ram + BUFFER_GPA + 76 + 2 * (strlen(name) + 1), value, length) == 0, "svsm GetVariable: data");
+}
+
+static void through_mmio(varstore_t *store) {
+    /* QEMU's register block: MAGIC @0, CMD_STS @2, BUFFER_SIZE @4, DMA address @8/@0xC. */
+    CHECK(varstore_mmio_read(store, 0, 2) == 0xEF1, "mmio magic");
+    varstore_mmio_write(store, 2, 2, 1);                       /* RESET */
+    varstore_mmio_write(store, 4, 4, 0x10000);
+    varstore_mmio_write(store, 8, 4, BUFFER_GPA);
+    varstore_mmio_write(store, 0xC, 4, 0);
+    const uint8_t value[] = "mmio";
+    access_variable(3, "ViaMmio", 7, value, 4);
+    varstore_mmio_write(store, 2, 2, 2);                       /* DMA_MM */
+    CHECK(varstore_mmio_read(store, 2, 2) == 0, "mmio SetVariable: device status");
+    CHECK(get64(ram + BUFFER_GPA + 32) == 0, "mmio SetVariable: EFI_SUCCESS");
+    uint8_t empty[16] = {0};
+    access_variable(1, "ViaMmio", 0, empty, sizeof empty);
+    varstore_mmio_write(store, 2, 2, 2);
+    CHECK(varstore_mmio_read(store, 2, 2) == 0 && get64(ram + BUFFER_GPA + 32) == 0, "mmio GetVariable");
+    CHECK(memcmp(ram + BUFFER_GPA + 76 + 16, value, 4) == 0, "mmio GetVariable: data");
+}
+
+int main(int argc, char **argv) {
+    varstore_platform_t platform = {0};
+    platform.guest_read = guest_read;
+    platform.guest_write = guest_write;
+    varstore_config_t config = {0};
+    uint8_t key[4096];
+    if (argc == 3) {
+        image = fopen(argv[1], "r+b");
+        FILE *k = fopen(argv[2], "rb");
+        if (!image || !k) { fprintf(stderr, "svsm_test: cannot open %s or %s\n", argv[1], argv[2]); return 2; }
+        config.key_length = fread(key, 1, sizeof key, k);
+        fclose(k);
+        config.key = key;
+        config.key_kind = VARSTORE_KEY_KEYSLOT;
+        fseek(image, 0, SEEK_END);
+        platform.flash_size = (uint64_t)ftell(image);
+        platform.flash_sector_size = 512;
+        platform.flash_read = flash_read;
+        platform.flash_write = flash_write;
+        platform.flash_flush = flash_flush;
+        platform.random = random_bytes;
+    }
+    int error = -1;
+    varstore_t *store = varstore_create(&config, &platform, &error);
+    if (!store) { fprintf(stderr, "svsm_test: varstore_create failed: %d\n", error); return 1; }
+
+    uint64_t rcx = 4ull << 32 | 1;
+    CHECK(varstore_svsm_call(store, 6, &rcx, 0, 0) == 0 && rcx == (1ull << 32 | 1), "QUERY_PROTOCOL(4, 1)");
+    rcx = BUFFER_GPA + 8;
+    CHECK(varstore_svsm_call(store, 4ull << 32 | 1, &rcx, 4096, 0) == 0x80000003u, "misaligned buffer");
+
+    const uint8_t secret[] = "c-abi value";
+    through_svsm(store, "ViaSvsm", secret, sizeof secret, 1);
+    through_mmio(store);
+    uint8_t manifest[48];
+    size_t written = varstore_manifest(store, 1, manifest, sizeof manifest);
+    CHECK(written == 48 && manifest[0] == 1, "manifest version 1");
+    CHECK(((manifest[4] & 1) != 0) == (image != NULL), "manifest: persistent_nv_vars");
+    varstore_destroy(store);
+
+    if (image) {
+        /* A fresh service on the same image reads the variable back. */
+        store = varstore_create(&config, &platform, &error);
+        if (!store) { fprintf(stderr, "svsm_test: reopening failed: %d\n", error); return 1; }
+        through_svsm(store, "ViaSvsm", secret, sizeof secret, 0);
+        varstore_destroy(store);
+        /* A wrong key is an error code, not a crash. */
+        key[0] ^= 1;
+        CHECK(varstore_create(&config, &platform, &error) == NULL && error == VARSTORE_ERR_WRONG_KEY, "wrong key");
+        fclose(image);
+    }
+    if (failures) return 1;
+    printf("svsm_test: %s: SVSM call, MMIO and manifest checks passed\n", image ? "encrypted image" : "memory");
+    return 0;
+}

@@ -1,0 +1,98 @@
+/*
+ * varstore.h — the C ABI of the UEFI variable service, for an SVSM (coconut-svsm is Rust)
+ * or any other host that links the core. See spec/svsm-integration.md.
+ *
+ * No Swift type crosses this boundary. Every callback returns 0 on success and non-zero on
+ * failure; a failure becomes an SVSM or EFI error for the request at hand, never a trap.
+ * The functions are not re-entrant for one store: callers serialise calls on the same
+ * varstore_t (coconut holds its store behind one lock).
+ */
+#ifndef VARSTORE_H
+#define VARSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct varstore_platform {
+    void *context;
+    /* Guest memory by guest-physical address (the SVSM's own checks: guest RAM only, no
+     * VMSA or CAA pages). */
+    int (*guest_read)(void *context, uint64_t gpa, void *buffer, size_t length);
+    int (*guest_write)(void *context, uint64_t gpa, const void *buffer, size_t length);
+    /* Optional: the flash holding the encrypted LUKS2 image (pflash or virtio-blk). With
+     * flash_read NULL the variables live in memory only. */
+    int (*flash_read)(void *context, uint64_t offset, void *buffer, size_t length);
+    int (*flash_write)(void *context, uint64_t offset, const void *buffer, size_t length);
+    int (*flash_flush)(void *context);
+    uint64_t flash_size;
+    uint32_t flash_sector_size;
+    /* Random bytes for the store's nonces (required with a flash). */
+    int (*random)(void *context, void *buffer, size_t length);
+    /* Optional diagnostics, one line without a newline. */
+    void (*log)(void *context, const char *message);
+} varstore_platform_t;
+
+enum {
+    VARSTORE_KEY_VOLUME = 0,   /* key is the 64-byte LUKS2 volume key */
+    VARSTORE_KEY_KEYSLOT = 1,  /* key opens a PBKDF2 keyslot of the image */
+};
+
+enum {
+    VARSTORE_FLAG_NO_CUSTOM_MODE = 1u << 0,       /* CustomMode writes are refused */
+    VARSTORE_FLAG_NO_PHYSICAL_PRESENCE = 1u << 1, /* nobody is ever physically present */
+};
+
+typedef struct varstore_config {
+    uint64_t nonvolatile_bytes; /* 0: the image's capacity, or 256 KiB without an image */
+    uint64_t volatile_bytes;    /* 0: 256 KiB */
+    const uint8_t *key;         /* with a flash: the volume key or a keyslot secret */
+    size_t key_length;
+    uint32_t key_kind;          /* VARSTORE_KEY_* */
+    uint32_t flags;             /* VARSTORE_FLAG_* */
+    uint64_t minimum_generation; /* refuse an older image (rollback anchor); 0: none */
+} varstore_config_t;
+
+enum {
+    VARSTORE_OK = 0,
+    VARSTORE_ERR_INVALID_ARGUMENT = 1,
+    VARSTORE_ERR_NOT_LUKS2 = 2,
+    VARSTORE_ERR_UNSUPPORTED_IMAGE = 3,
+    VARSTORE_ERR_WRONG_KEY = 4,
+    VARSTORE_ERR_NOT_FORMATTED = 5,
+    VARSTORE_ERR_TAMPERED = 6,
+    VARSTORE_ERR_ROLLED_BACK = 7,
+    VARSTORE_ERR_IO = 8,
+};
+
+typedef struct varstore varstore_t;
+
+/* Creates a service; with a flash, opens the image (never formats it). On failure returns
+ * NULL and sets *error to a VARSTORE_ERR_* code. */
+varstore_t *varstore_create(const varstore_config_t *config, const varstore_platform_t *platform, int *error);
+
+/* One SVSM call for protocol 4 (UEFI MM, call 1: RCX = page-aligned buffer GPA, RDX = size)
+ * or the core QUERY_PROTOCOL (protocol 0, call 6) about protocol 4. Returns RAX; *rcx is
+ * updated where the call returns a value there. */
+uint64_t varstore_svsm_call(varstore_t *store, uint64_t rax, uint64_t *rcx, uint64_t rdx, uint64_t r8);
+
+/* The uefi-vars register block (QEMU's device), for a trapped-MMIO transport. */
+uint64_t varstore_mmio_read(varstore_t *store, uint64_t offset, uint32_t size);
+void varstore_mmio_write(varstore_t *store, uint64_t offset, uint32_t size, uint64_t value);
+
+/* The attestation manifest of the UEFI MM service: version 0 (8 bytes, coconut's) or 1 (48
+ * bytes: adds the store generation and state digest). Returns the bytes written, or 0 if the
+ * version is unknown or the buffer too small. */
+size_t varstore_manifest(varstore_t *store, uint32_t version, uint8_t *buffer, size_t length);
+
+/* Releases the service. Everything acknowledged is already on the flash. */
+void varstore_destroy(varstore_t *store);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
