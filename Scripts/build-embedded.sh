@@ -17,7 +17,8 @@ allowed='^(memset|memcpy|memmove|memcmp|free|posix_memalign|malloc|arc4random_bu
 build() {  # target triple, libcrypto's arch include directory
     local target=$1 archinclude=$2 dir="$out/$1"
     mkdir -p "$dir"
-    local flags=(-enable-experimental-feature Embedded -wmo -Osize -parse-as-library -target "$target"
+    # No red zone: an SVSM takes interrupts on the kernel stack (coconut's target disables it).
+    local flags=(-enable-experimental-feature Embedded -wmo -Osize -parse-as-library -target "$target" -Xcc -mno-red-zone
                  -I "$dir" -I "$root/Sources/CLibcrypto" -I "$root/include"
                  -Xcc -I/usr/include -Xcc -I"$archinclude")
     (cd "$dir" &&

@@ -29,10 +29,10 @@ typedef struct varstore_platform {
     int (*flash_write)(void *context, uint64_t offset, const void *buffer, size_t length);
     int (*flash_flush)(void *context);
     uint64_t flash_size;
-    uint32_t flash_sector_size;
+    uint32_t flash_sector_size;  /* the atomic write unit; must divide 512 (0 means 512) */
     /* Random bytes for the store's nonces (required with a flash). */
     int (*random)(void *context, void *buffer, size_t length);
-    /* Optional diagnostics, one line without a newline. */
+    /* Optional diagnostics, one NUL-terminated line without a newline (why create failed). */
     void (*log)(void *context, const char *message);
 } varstore_platform_t;
 
@@ -71,12 +71,15 @@ enum {
 typedef struct varstore varstore_t;
 
 /* Creates a service; with a flash, opens the image (never formats it). On failure returns
- * NULL and sets *error to a VARSTORE_ERR_* code. */
+ * NULL and sets *error to a VARSTORE_ERR_* code: VARSTORE_ERR_INVALID_ARGUMENT for missing
+ * callbacks, a missing key or unknown key_kind with a flash, a minimum_generation without a
+ * flash, or nonvolatile_bytes above the image's capacity. */
 varstore_t *varstore_create(const varstore_config_t *config, const varstore_platform_t *platform, int *error);
 
 /* One SVSM call for protocol 4 (UEFI MM, call 1: RCX = page-aligned buffer GPA, RDX = size)
  * or the core QUERY_PROTOCOL (protocol 0, call 6) about protocol 4. Returns RAX; *rcx is
- * updated where the call returns a value there. */
+ * updated where the call returns a value there. A call made from inside one of the store's
+ * own callbacks answers SVSM_ERR_BUSY (0x80000007). */
 uint64_t varstore_svsm_call(varstore_t *store, uint64_t rax, uint64_t *rcx, uint64_t rdx, uint64_t r8);
 
 /* The uefi-vars register block (QEMU's device), for a trapped-MMIO transport. */

@@ -37,7 +37,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var steps = 0
     while !input.atEnd && steps < 64 {
         steps += 1
-        switch input.byte() % 6 {
+        switch input.byte() % 7 {
         case 0:
             let (offset, size) = access(&input)
             device.mmioWrite(offset: offset, size: size, value: input.u64())
@@ -76,6 +76,32 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             device.mmioWrite(offset: 0x02, size: 2, value: 3)
             device.mmioWrite(offset: 0x02, size: 2, value: 4)
             for _ in 0 ..< words.count / 4 { _ = device.mmioRead(offset: 0x10, size: 4) }
+        case 6:
+            // The SVSM transport into the same service: a request in guest memory (or none),
+            // mostly well-formed registers, sometimes any.
+            let svsm = SVSMUEFIMM(service: service, memory: device.memory)
+            let guids: [EFIGUID] = [.smmVariableProtocol, .varCheckPolicyHandler, .endOfDxeEvent]
+            let length = Int(input.u16())
+            let message = guids[Int(input.byte()) % guids.count].wireBytes + input.take(8 + length)
+            let page = FuzzMemory.base + 0x2000
+            let start = Int(page - FuzzMemory.base)
+            svsm.memory.bytes.replaceSubrange(start ..< start + message.count, with: message)
+            let selector = input.byte()
+            let rax: UInt64 = selector < 200 ? 4 << 32 | 1 : (selector < 220 ? 6 : input.u64())
+            let rcx: UInt64 = selector % 4 == 0 ? input.u64() : page
+            let rdx: UInt64 = selector % 3 == 0 ? input.u64() : UInt64(message.count)
+            let before = svsm.memory.bytes
+            _ = svsm.call(SVSMCall(rax: rax, rcx: rcx, rdx: rdx))
+            // Nothing outside [RCX, RCX + RDX) may change.
+            if rcx >= FuzzMemory.base, rcx - FuzzMemory.base <= UInt64(before.count) {
+                let low = Int(rcx - FuzzMemory.base)
+                let high = rdx <= UInt64(before.count - low) ? low + Int(rdx) : before.count
+                precondition(svsm.memory.bytes[..<low] == before[..<low], "wrote before the SVSM buffer")
+                precondition(svsm.memory.bytes[high...] == before[high...], "wrote past the SVSM buffer")
+            } else {
+                precondition(svsm.memory.bytes == before, "wrote outside guest RAM")
+            }
+            device.memory = svsm.memory
         default:
             // The dispatcher on a buffer of any capacity, as another transport might hand it.
             let capacity = Int(input.u16() % 4096)

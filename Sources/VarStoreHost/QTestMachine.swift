@@ -95,7 +95,8 @@ public final class QTestMachine {
         case "svsm":
             // Not a QEMU command: an SVSM call with RAX RCX RDX [R8] against guest RAM, answered
             // "OK <rax> <rcx>" (spec/simulator.md).
-            guard words.count == 4 || words.count == 5, let rax = number(1), let rcx = number(2), let rdx = number(3) else {
+            guard words.count == 4 || words.count == 5, let rax = number(1), let rcx = number(2), let rdx = number(3),
+                  words.count == 4 || number(4) != nil else {
                 return "FAIL svsm: bad arguments"
             }
             let result = svsm.call(SVSMCall(rax: rax, rcx: rcx, rdx: rdx, r8: words.count == 5 ? number(4) ?? 0 : 0))

@@ -127,6 +127,9 @@ enum PlatformJournal: NonVolatileJournal {
 final class Instance {
     let device: UEFIVarsDevice<CallbackGuestMemory, PlatformCrypto, PlatformJournal>
     let svsm: SVSMUEFIMM<CallbackGuestMemory, PlatformCrypto, PlatformJournal>
+    /// Set while a call runs: a callback that calls back into the same store is refused
+    /// rather than allowed to corrupt it.
+    var busy = false
 
     init(service: VariableService<PlatformCrypto, PlatformJournal>, memory: CallbackGuestMemory) {
         device = UEFIVarsDevice(service: service, memory: memory)
@@ -154,7 +157,7 @@ func code(_ error: StorageError) -> Int32 {
 func openImage(_ config: varstore_config_t, _ platform: varstore_platform_t) throws(StorageError) -> PlatformJournal.ImageLog {
     let crypto = PlatformCrypto(platform: platform)
     var flash = CallbackFlash(platform: platform)
-    guard let keyPointer = config.key, config.key_length > 0, config.key_length <= 4096 else { throw .wrongKey }
+    guard let keyPointer = config.key else { throw .wrongKey }
     let secret = Array(UnsafeBufferPointer(start: keyPointer, count: config.key_length))
     let header = try LUKS2Header.read(from: &flash, crypto: crypto)
     let volumeKey: [UInt8]
@@ -167,6 +170,14 @@ func openImage(_ config: varstore_config_t, _ platform: varstore_platform_t) thr
     let segment = try EncryptedSegment(device: flash, header: header, volumeKey: volumeKey, crypto: crypto)
     return try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid,
                                 minimumGeneration: config.minimum_generation)
+}
+
+/// One diagnostic line through the optional log callback.
+func report(_ platform: varstore_platform_t, _ message: StaticString) {
+    guard let log = platform.log else { return }
+    UnsafeRawPointer(message.utf8Start).withMemoryRebound(to: CChar.self, capacity: message.utf8CodeUnitCount + 1) {
+        log(platform.context, $0)
+    }
 }
 
 @_cdecl("varstore_create")
@@ -186,18 +197,30 @@ public func varstore_create(_ config: UnsafePointer<varstore_config_t>?, _ platf
     if config.flags & UInt32(VARSTORE_FLAG_NO_PHYSICAL_PRESENCE) != 0 { configuration.physicalPresenceBeforeEndOfDxe = false }
     var journal = PlatformJournal.memory
     var variables: [Variable] = []
+    let validKind = config.key_kind == UInt32(VARSTORE_KEY_VOLUME) || config.key_kind == UInt32(VARSTORE_KEY_KEYSLOT)
     if platform.flash_read != nil {
-        guard platform.flash_write != nil, platform.flash_flush != nil, platform.random != nil else {
+        guard platform.flash_write != nil, platform.flash_flush != nil, platform.random != nil, validKind,
+              config.key != nil, config.key_length > 0, config.key_length <= 4096 else {
+            report(platform, "varstore: a flash needs write, flush and random callbacks and a key of a known kind")
             return fail(Int32(VARSTORE_ERR_INVALID_ARGUMENT))
         }
         do throws(StorageError) {
             let log = try openImage(config, platform)
-            configuration.nonVolatileStorageSize = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
+            let capacity = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
+            guard config.nonvolatile_bytes <= capacity else {
+                report(platform, "varstore: nonvolatile_bytes exceeds the image's capacity")
+                return fail(Int32(VARSTORE_ERR_INVALID_ARGUMENT))
+            }
+            configuration.nonVolatileStorageSize = capacity
             variables = log.live.all
             journal = .image(log)
         } catch {
+            report(platform, "varstore: the image does not open (see the error code)")
             return fail(code(error))
         }
+    } else if config.minimum_generation != 0 {
+        report(platform, "varstore: minimum_generation needs an image")
+        return fail(Int32(VARSTORE_ERR_INVALID_ARGUMENT))
     }
     if config.nonvolatile_bytes != 0 { configuration.nonVolatileStorageSize = config.nonvolatile_bytes }
     let service = VariableService(configuration: configuration, crypto: PlatformCrypto(platform: platform), journal: journal,
@@ -211,6 +234,9 @@ public func varstore_create(_ config: UnsafePointer<varstore_config_t>?, _ platf
 public func varstore_svsm_call(_ store: UnsafeMutableRawPointer?, _ rax: UInt64, _ rcx: UnsafeMutablePointer<UInt64>?,
                                _ rdx: UInt64, _ r8: UInt64) -> UInt64 {
     guard let instance = Instance.from(store) else { return SVSMStatus.invalidRequest }
+    guard !instance.busy else { return SVSMStatus.busy }
+    instance.busy = true
+    defer { instance.busy = false }
     let result = instance.svsm.call(SVSMCall(rax: rax, rcx: rcx?.pointee ?? 0, rdx: rdx, r8: r8))
     rcx?.pointee = result.rcx
     return result.rax
@@ -218,22 +244,28 @@ public func varstore_svsm_call(_ store: UnsafeMutableRawPointer?, _ rax: UInt64,
 
 @_cdecl("varstore_mmio_read")
 public func varstore_mmio_read(_ store: UnsafeMutableRawPointer?, _ offset: UInt64, _ size: UInt32) -> UInt64 {
-    guard let instance = Instance.from(store) else { return 0 }
+    guard let instance = Instance.from(store), !instance.busy else { return 0 }
+    instance.busy = true
+    defer { instance.busy = false }
     return instance.device.mmioRead(offset: offset, size: Int(size))
 }
 
 @_cdecl("varstore_mmio_write")
 public func varstore_mmio_write(_ store: UnsafeMutableRawPointer?, _ offset: UInt64, _ size: UInt32, _ value: UInt64) {
-    Instance.from(store)?.device.mmioWrite(offset: offset, size: Int(size), value: value)
+    guard let instance = Instance.from(store), !instance.busy else { return }
+    instance.busy = true
+    defer { instance.busy = false }
+    instance.device.mmioWrite(offset: offset, size: Int(size), value: value)
 }
 
 @_cdecl("varstore_manifest")
 public func varstore_manifest(_ store: UnsafeMutableRawPointer?, _ version: UInt32, _ buffer: UnsafeMutablePointer<UInt8>?,
-                              _ length: Int) -> Int {
-    guard let instance = Instance.from(store), let buffer,
-          let manifest = UEFIMMManifest.encode(instance.svsm.service, version: version), manifest.count <= length else { return 0 }
+                              _ length: UInt) -> UInt {
+    guard let instance = Instance.from(store), !instance.busy, let buffer,
+          let manifest = UEFIMMManifest.encode(instance.svsm.service, version: version),
+          UInt(manifest.count) <= length else { return 0 }
     for (index, byte) in manifest.enumerated() { buffer[index] = byte }
-    return manifest.count
+    return UInt(manifest.count)
 }
 
 @_cdecl("varstore_destroy")

@@ -50,8 +50,8 @@ import VarStoreCrypto
         // Smaller than the header, larger than 256 KiB.
         #expect(call(svsm, rcx: Self.page, rdx: 23) == SVSMStatus.invalidParameter)
         #expect(call(svsm, rcx: Self.page, rdx: 256 << 10 + 1) == SVSMStatus.invalidParameter)
-        // A size whose end wraps the address space.
-        #expect(call(svsm, rcx: Self.page, rdx: .max) == SVSMStatus.invalidAddress)
+        // The size is checked before anything about the end of the buffer.
+        #expect(call(svsm, rcx: Self.page, rdx: .max) == SVSMStatus.invalidParameter)
         // MessageLength beyond RDX − 24, and one that overflows when 24 is added.
         put(svsm, mmMessage(WireGUID.smmVariable, [], messageLength: 0x1000 - 23), at: Self.page)
         #expect(call(svsm, rcx: Self.page, rdx: 0x1000) == SVSMStatus.invalidParameter)

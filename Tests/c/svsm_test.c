@@ -18,15 +18,23 @@
 #define BUFFER_GPA 0x10000u
 static uint8_t ram[RAM_SIZE];
 static FILE *image;
+static varstore_t *current;       /* for the re-entry check */
+static int reenter, reentered_status, fail_writes;
 
 static int guest_read(void *c, uint64_t gpa, void *buffer, size_t length) {
     (void)c;
+    if (reenter) {             /* a callback that calls back into the store */
+        uint64_t rcx = BUFFER_GPA;
+        reenter = 0;
+        reentered_status = (int)(varstore_svsm_call(current, 4ull << 32 | 1, &rcx, 4096, 0) == 0x80000007u);
+    }
     if (gpa > RAM_SIZE || length > RAM_SIZE - gpa) return -1;
     memcpy(buffer, ram + gpa, length);
     return 0;
 }
 static int guest_write(void *c, uint64_t gpa, const void *buffer, size_t length) {
     (void)c;
+    if (fail_writes) return -1;
     if (gpa > RAM_SIZE || length > RAM_SIZE - gpa) return -1;
     memcpy(ram + gpa, buffer, length);
     return 0;
@@ -138,6 +146,11 @@ int main(int argc, char **argv) {
         platform.random = random_bytes;
     }
     int error = -1;
+    varstore_config_t bad = config;
+    bad.minimum_generation = image ? 0 : 5;
+    bad.key_kind = image ? 7 : bad.key_kind;
+    CHECK(varstore_create(&bad, &platform, &error) == NULL && error == VARSTORE_ERR_INVALID_ARGUMENT,
+          "create refuses an unknown key kind, or an anchor without an image");
     varstore_t *store = varstore_create(&config, &platform, &error);
     if (!store) { fprintf(stderr, "svsm_test: varstore_create failed: %d\n", error); return 1; }
 
@@ -153,6 +166,24 @@ int main(int argc, char **argv) {
     size_t written = varstore_manifest(store, 1, manifest, sizeof manifest);
     CHECK(written == 48 && manifest[0] == 1, "manifest version 1");
     CHECK(((manifest[4] & 1) != 0) == (image != NULL), "manifest: persistent_nv_vars");
+    CHECK(varstore_manifest(store, 0, manifest, sizeof manifest) == 8 && manifest[0] == 0 && manifest[4] == (image ? 5 : 4),
+          "manifest version 0 (coconut's): persistent, no PK, verified updates");
+    CHECK(varstore_manifest(store, 0, manifest, 7) == 0 && varstore_manifest(store, 2, manifest, 48) == 0,
+          "manifest: short buffer and unknown version");
+
+    /* Failing callbacks and misuse are statuses, not crashes. */
+    rcx = BUFFER_GPA;
+    CHECK(varstore_svsm_call(NULL, 4ull << 32 | 1, &rcx, 4096, 0) != 0, "NULL store");
+    fail_writes = 1;
+    size_t total = access_variable(1, "ViaSvsm", 0, NULL, 0);
+    rcx = BUFFER_GPA;
+    CHECK(varstore_svsm_call(store, 4ull << 32 | 1, &rcx, total, 0) == 0x80000003u, "guest_write failure: INVALID_ADDRESS");
+    fail_writes = 0;
+    current = store;
+    reenter = 1;
+    rcx = BUFFER_GPA;
+    varstore_svsm_call(store, 4ull << 32 | 1, &rcx, total, 0);
+    CHECK(reentered_status == 1, "a re-entrant call answers SVSM_ERR_BUSY");
     varstore_destroy(store);
 
     if (image) {

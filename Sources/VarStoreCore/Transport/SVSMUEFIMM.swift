@@ -93,8 +93,11 @@ public final class SVSMUEFIMM<Memory: GuestMemory, Crypto: AuthenticationCrypto,
         } catch {
             return SVSMStatus.invalidAddress
         }
-        guard address % Self.pageSize == 0, CheckedSize.add(address, size) != nil else { return SVSMStatus.invalidAddress }
+        guard address % Self.pageSize == 0 else { return SVSMStatus.invalidAddress }
         guard size >= header, size <= Self.maximumBufferSize else { return SVSMStatus.invalidParameter }
+        // Not one of coconut's checks (its addresses cannot wrap): a buffer past the top of
+        // the address space is not guest memory.
+        guard CheckedSize.add(address, size) != nil else { return SVSMStatus.invalidAddress }
         var buffer = [UInt8](repeating: 0, count: Int(header))
         do throws(GuestMemoryError) {
             try memory.read(address, into: &buffer, at: 0, count: Int(header))
@@ -145,7 +148,9 @@ public enum UEFIMMManifest {
         var flags: UInt32 = 0
         if service.journal.isPersistent { flags |= 1 }
         if service.store.variable(for: SecureBootVariable.pk) != nil { flags |= 2 }
-        flags |= 4  // every update of PK, KEK, db, dbx is verified with PKCS#7
+        // Signed updates of db and dbx are verified with PKCS#7 (outside setup mode and custom
+        // mode, where the spec lets the platform owner write keys unsigned).
+        flags |= 4
         return flags
     }
 
