@@ -27,7 +27,7 @@ public struct LUKS2Header: Equatable, Sendable {
                                                       0x100000, 0x200000, 0x400000]
     public static let primaryMagic: [UInt8] = [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE]
     public static let secondaryMagic: [UInt8] = [0x53, 0x4B, 0x55, 0x4C, 0xBA, 0xBE]
-    /// An attacker can set any PBKDF2 iteration count; more than this is refused rather than
+    /// An attacker chooses the PBKDF2 iteration count; more than this is refused rather than
     /// spent (cryptsetup's own digests use far fewer).
     public static let maximumDigestIterations: UInt64 = 10_000_000
     public static let maximumKeyslotsTried = 8
