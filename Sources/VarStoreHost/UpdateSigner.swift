@@ -50,6 +50,32 @@ public final class SigningIdentity {
         return identity
     }
 
+    /// A certificate and its private key from PEM files (what efitools and sbsigntool take).
+    public static func load(certificatePEM: [UInt8], keyPEM: [UInt8]) throws(Failure) -> SigningIdentity {
+        defer { ERR_clear_error() }
+        /// Runs `read` on a memory BIO over `bytes`, inside their lifetime.
+        func reading(_ bytes: [UInt8], _ read: (OpaquePointer) -> OpaquePointer?) -> OpaquePointer? {
+            bytes.withUnsafeBytes { buffer -> OpaquePointer? in
+                guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
+                defer { BIO_free(bio) }
+                return read(bio)
+            }
+        }
+        guard let certificate = reading(certificatePEM, { PEM_read_bio_X509($0, nil, nil, nil) }) else {
+            throw Failure(description: "the certificate is not a PEM X.509 certificate")
+        }
+        guard let key = reading(keyPEM, { PEM_read_bio_PrivateKey($0, nil, nil, nil) }) else {
+            X509_free(certificate)
+            throw Failure(description: "the key is not an unencrypted PEM private key")
+        }
+        guard X509_check_private_key(certificate, key) == 1 else {
+            X509_free(certificate)
+            EVP_PKEY_free(key)
+            throw Failure(description: "the key does not belong to the certificate")
+        }
+        return SigningIdentity(key: key, certificate: certificate)
+    }
+
     /// The certificate in DER.
     public var certificateDER: [UInt8] {
         let length = i2d_X509(certificate, nil)

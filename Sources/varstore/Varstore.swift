@@ -9,7 +9,7 @@ struct Varstore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "varstore",
         abstract: "UEFI variable service for confidential VMs: simulator, tools and benchmarks.",
-        subcommands: [QTest.self, Create.self, Inspect.self, Demo.self, Bench.self])
+        subcommands: [QTest.self, Create.self, Inspect.self, Sign.self, Demo.self, Bench.self])
 }
 
 /// Options shared by commands that build a service.
@@ -281,6 +281,79 @@ struct Inspect: ParsableCommand {
             }
         }
     }
+}
+
+struct Sign: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make an EFI_VARIABLE_AUTHENTICATION_2 update (set, append or delete) from a certificate and key.",
+        discussion: "Byte-compatible with efitools' sign-efi-sig-list for the same inputs and timestamp: PKCS#7 SignedData without the ContentInfo wrapper, SHA-256, no signed attributes. An empty input makes a signed delete.")
+
+    @Argument(help: "The variable: PK, KEK, db, dbx, dbt, dbr, or any name with --guid.")
+    var variable: String
+
+    @Argument(help: "The payload (usually an EFI_SIGNATURE_LIST file; empty for a delete).")
+    var input: String
+
+    @Argument(help: "Where to write the signed update.")
+    var output: String
+
+    @Option(help: "Signing certificate (PEM).")
+    var cert: String
+
+    @Option(help: "Its private key (PEM, unencrypted).")
+    var key: String
+
+    @Option(help: "Vendor GUID (default: global for PK/KEK, image security database for db/dbx/dbt/dbr).")
+    var guid: String?
+
+    @Option(help: "Timestamp \"YYYY-MM-DD HH:MM:SS\" (UTC); default now, or all zero with --append.")
+    var time: String?
+
+    @Flag(help: "An APPEND_WRITE update (attributes 0x67 instead of 0x27).")
+    var append = false
+
+    func run() throws {
+        try reporting("sign") {
+            let imageSecurity: Set<String> = ["db", "dbx", "dbt", "dbr"]
+            let vendor: EFIGUID
+            if let guid {
+                guard let parsed = EFIGUID(text: guid) else { throw ValidationError("--guid '\(guid)' is not a GUID") }
+                vendor = parsed
+            } else if variable == "PK" || variable == "KEK" {
+                vendor = .globalVariable
+            } else if imageSecurity.contains(variable) {
+                vendor = .imageSecurityDatabase
+            } else {
+                throw ValidationError("\(variable) needs --guid")
+            }
+            guard let name = VariableName(variable), !name.isEmpty else { throw ValidationError("'\(variable)' is not a variable name") }
+            let timestamp: EFITime
+            if let time {
+                guard let parsed = parseTime(time) else { throw ValidationError("--time '\(time)' is not YYYY-MM-DD HH:MM:SS") }
+                timestamp = parsed
+            } else if append {
+                timestamp = .zero
+            } else {
+                let now = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date())
+                timestamp = EFITime(year: UInt16(now.year!), month: UInt8(now.month!), day: UInt8(now.day!),
+                                    hour: UInt8(now.hour!), minute: UInt8(now.minute!), second: UInt8(now.second!))
+            }
+            let identity = try SigningIdentity.load(certificatePEM: [UInt8](try Data(contentsOf: URL(fileURLWithPath: cert))),
+                                                    keyPEM: [UInt8](try Data(contentsOf: URL(fileURLWithPath: key))))
+            let payload = [UInt8](try Data(contentsOf: URL(fileURLWithPath: input)))
+            let update = try identity.authenticatedUpdate(for: VariableKey(guid: vendor, name: name),
+                                                          attributes: append ? 0x67 : 0x27, time: timestamp, payload: payload)
+            try Data(update).write(to: URL(fileURLWithPath: output))
+        }
+    }
+}
+
+/// "YYYY-MM-DD HH:MM:SS" → EFI_TIME (no range checks beyond the field widths, as efitools).
+func parseTime(_ text: String) -> EFITime? {
+    let parts = text.split(whereSeparator: { $0 == "-" || $0 == " " || $0 == ":" }).map { UInt16($0) }
+    guard parts.count == 6, parts.allSatisfy({ $0 != nil }), parts[1...].allSatisfy({ $0! <= 255 }) else { return nil }
+    return EFITime(year: parts[0]!, month: UInt8(parts[1]!), day: UInt8(parts[2]!), hour: UInt8(parts[3]!),
+                   minute: UInt8(parts[4]!), second: UInt8(parts[5]!))
 }
 
 /// "512K", "1M", "4096" → bytes.

@@ -489,6 +489,35 @@ struct SecureBootTests {
 
     // MARK: Our own signer (host tooling and the benchmark)
 
+    @Test func ourSignerMatchesSignEfiSigListByteForByte() throws {
+        // Same certificate, key, payload and timestamp: `varstore sign` (SigningIdentity) and
+        // efitools' sign-efi-sig-list produce the same bytes — set, append (zero time), delete.
+        let identity = try SigningIdentity.load(certificatePEM: tools.file("KEK.crt"), keyPEM: tools.file("KEK.key"))
+        let esl = try tools.signatureList(["Owner"])
+        let cases: [(String, VariableKey, [UInt8], Bool, String?, EFITime)] = [
+            ("db", Self.db, esl, false, "2026-01-02 03:04:05", EFITime(year: 2026, month: 1, day: 2, hour: 3, minute: 4, second: 5)),
+            ("dbx", Self.dbx, esl, true, nil, .zero),
+            ("KEK", Self.kek, [], false, "2030-12-31 23:59:59", EFITime(year: 2030, month: 12, day: 31, hour: 23, minute: 59, second: 59)),
+        ]
+        for (name, key, payload, append, time, efiTime) in cases {
+            let reference: [UInt8]
+            if let time {
+                reference = try tools.signedUpdate(name, payload: payload, signer: "KEK", time: time, append: append)
+            } else {
+                let file = "ours-\(UUID().uuidString)"
+                try tools.write(payload, to: "\(file).in")
+                try tools.run("sign-efi-sig-list", "-a", "-k", "KEK.key", "-c", "KEK.crt", name, "\(file).in", "\(file).auth")
+                reference = try tools.file("\(file).auth")
+            }
+            let ours = try identity.authenticatedUpdate(for: key, attributes: append ? 0x67 : 0x27, time: efiTime, payload: payload)
+            #expect(ours == reference, "\(name)")
+        }
+        // A certificate with another key is refused.
+        #expect(throws: SigningIdentity.Failure.self) {
+            _ = try SigningIdentity.load(certificatePEM: tools.file("KEK.crt"), keyPEM: tools.file("PK.key"))
+        }
+    }
+
     @Test func updatesFromSigningIdentityVerifyWithOpenSSLAndApply() throws {
         let identity = try SigningIdentity.generate(commonName: "Host Signer")
         let key = Self.key("MyVar", Self.privateGUID)
