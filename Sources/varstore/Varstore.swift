@@ -9,7 +9,8 @@ struct Varstore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "varstore",
         abstract: "UEFI variable service for confidential VMs: simulator, tools and benchmarks.",
-        subcommands: [QTest.self, Create.self, Inspect.self, Sign.self, Demo.self, Bench.self])
+        subcommands: [QTest.self, Create.self, Inspect.self, List.self, Get.self, SetCommand.self, Delete.self, Import.self, Export.self,
+                      Sign.self, Demo.self, Bench.self])
 }
 
 /// Options shared by commands that build a service.
@@ -344,6 +345,198 @@ struct Sign: ParsableCommand {
             let update = try identity.authenticatedUpdate(for: VariableKey(guid: vendor, name: name),
                                                           attributes: append ? 0x67 : 0x27, time: timestamp, payload: payload)
             try Data(update).write(to: URL(fileURLWithPath: output))
+        }
+    }
+}
+
+// MARK: Variables in an image
+
+/// A variable service over an opened image: what the guest would see before EndOfDxe.
+typealias ImageService = VariableService<Libcrypto, HostJournal.ImageLog>
+
+func imageService(_ log: HostJournal.ImageLog) -> ImageService {
+    var configuration = ServiceConfiguration()
+    configuration.nonVolatileStorageSize = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
+    return VariableService(configuration: configuration, crypto: Libcrypto(), journal: log, variables: log.live.all)
+}
+
+/// The name and vendor GUID a command names a variable by.
+struct VariableOptions: ParsableArguments {
+    @Argument(help: "The variable's name.")
+    var name: String
+
+    @Option(help: "Vendor GUID (default: EFI_GLOBAL_VARIABLE; db/dbx/dbt/dbr: the image security database).")
+    var guid: String?
+
+    func key() throws -> VariableKey {
+        guard let variableName = VariableName(name), !variableName.isEmpty else { throw ValidationError("'\(name)' is not a variable name") }
+        if let guid {
+            guard let parsed = EFIGUID(text: guid) else { throw ValidationError("--guid '\(guid)' is not a GUID") }
+            return VariableKey(guid: parsed, name: variableName)
+        }
+        let imageSecurity: Set<String> = ["db", "dbx", "dbt", "dbr"]
+        return VariableKey(guid: imageSecurity.contains(name) ? .imageSecurityDatabase : .globalVariable, name: variableName)
+    }
+}
+
+/// Attributes as letters, e.g. NV|BS|RT|AT.
+func attributeText(_ attributes: VariableAttributes) -> String {
+    let names: [(VariableAttributes, String)] = [(.nonVolatile, "NV"), (.bootServiceAccess, "BS"), (.runtimeAccess, "RT"),
+                                                 (.hardwareErrorRecord, "HR"), (.timeBasedAuthenticatedWriteAccess, "AT")]
+    return names.filter { attributes.contains($0.0) }.map(\.1).joined(separator: "|")
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the non-volatile variables in an image.")
+
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var key: KeyOptions
+    @Flag(help: "Print QEMU's uefi-vars JSON v2 instead of a table.")
+    var json = false
+
+    func run() throws {
+        try reporting("list") {
+            let log = try key.access(path).openStore()
+            if json {
+                print(QEMUJSONStore.render(log.live.all))
+                return
+            }
+            for variable in log.live.all {
+                var line = variable.guid.text + "  " + variable.name.text.padding(toLength: 24, withPad: " ", startingAt: 0)
+                line += " " + attributeText(variable.attributes).padding(toLength: 12, withPad: " ", startingAt: 0)
+                line += String(format: " %6d bytes", variable.data.count)
+                if let time = variable.timestamp, variable.attributes.contains(.timeBasedAuthenticatedWriteAccess) {
+                    line += String(format: "  %04d-%02d-%02d %02d:%02d:%02d", time.year, time.month, time.day, time.hour, time.minute, time.second)
+                }
+                print(line)
+            }
+        }
+    }
+}
+
+struct Get: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a variable's data as hex, or write it to a file.")
+
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var variable: VariableOptions
+    @OptionGroup var key: KeyOptions
+    @Option(help: "Write the raw data here instead of printing hex.")
+    var output: String?
+
+    func run() throws {
+        try reporting("get") {
+            let log = try key.access(path).openStore()
+            let wanted = try variable.key()
+            guard let found = log.live.variable(for: wanted) else {
+                throw LUKS2Image.Failure("no variable \(wanted.name.text) with GUID \(wanted.guid.text)")
+            }
+            if let output {
+                try Data(found.data).write(to: URL(fileURLWithPath: output))
+            } else {
+                print(Hex.string(found.data))
+            }
+        }
+    }
+}
+
+struct SetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set",
+        abstract: "Set a variable through the variable service, with every rule the firmware would meet.",
+        discussion: "Authenticated variables (PK, KEK, db, dbx, …) need a signed update as data (see `varstore sign`) unless the image is in setup mode.")
+
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var variable: VariableOptions
+    @OptionGroup var key: KeyOptions
+    @Option(help: "Attributes (default 0x7, NV|BS|RT; 0x27 for a signed update, 0x67 to append one).")
+    var attributes: String = "0x7"
+    @Option(name: .customLong("data-file"), help: "The data (or signed update) from a file.")
+    var dataFile: String?
+    @Option(help: "The data as hex.")
+    var hex: String?
+
+    func run() throws {
+        try reporting("set") {
+            guard let value = UInt32(attributes.hasPrefix("0x") ? String(attributes.dropFirst(2)) : attributes,
+                                     radix: attributes.hasPrefix("0x") ? 16 : 10) else {
+                throw ValidationError("--attributes '\(attributes)' is not a number")
+            }
+            let data: [UInt8]
+            if let dataFile {
+                data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dataFile)))
+            } else if let hex {
+                guard let bytes = QEMUJSONStore.hexBytes(hex) else { throw ValidationError("--hex is not hex") }
+                data = bytes
+            } else {
+                throw ValidationError("give --data-file or --hex")
+            }
+            let service = imageService(try key.access(path).openStore())
+            do {
+                try service.setVariable(try variable.key(), attributes: value, data: data)
+            } catch let status as EFIStatus {
+                throw LUKS2Image.Failure("SetVariable returned \(status.name)")
+            }
+        }
+    }
+}
+
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete a variable through the variable service (authenticated ones need a signed empty update: use set).")
+
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var variable: VariableOptions
+    @OptionGroup var key: KeyOptions
+
+    func run() throws {
+        try reporting("delete") {
+            let service = imageService(try key.access(path).openStore())
+            do {
+                try service.setVariable(try variable.key(), attributes: 0, data: [])
+            } catch let status as EFIStatus {
+                throw LUKS2Image.Failure("SetVariable returned \(status.name)")
+            }
+        }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write an image's non-volatile variables as QEMU uefi-vars JSON v2.")
+
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var key: KeyOptions
+    @Option(help: "The JSON file to write (atomically).")
+    var json: String
+
+    func run() throws {
+        try reporting("export") {
+            let log = try key.access(path).openStore()
+            try QEMUJSONStore.save(log.live.all, to: URL(fileURLWithPath: json))
+        }
+    }
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Provision an image from QEMU uefi-vars JSON v2, losslessly (times and signer pins included).",
+        discussion: "A provisioning path, not the guest's: variables are written as they are, without SetVariable's checks, in one durable record. Existing variables with the same name and GUID are replaced.")
+
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var key: KeyOptions
+    @Option(help: "The JSON file to read.")
+    var json: String
+
+    func run() throws {
+        try reporting("import") {
+            let variables = try QEMUJSONStore.load(contentsOf: URL(fileURLWithPath: json))
+            let log = try key.access(path).openStore()
+            try log.commit(variables.map { JournalChange.put($0) })
         }
     }
 }

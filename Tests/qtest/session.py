@@ -201,6 +201,30 @@ def encrypted_image(binary):
     assert b"VSSUPER1" in (sector(0)[:8], sector(1)[:8]), (sector(0)[:8], sector(1)[:8])
     assert sector(2)[:4] == b"VSR1", sector(2)[:4]
     print("qtest session: an encrypted image survives SIGKILL and shows no plaintext")
+    image_commands(binary, work, image, key)
+
+def image_commands(binary, work, image, key):
+    """list / get / set / delete / export / import on an image, through the CLI."""
+    def run_cli(*args, ok=True):
+        result = subprocess.run([binary, *args, "--key-file", key], capture_output=True, text=True)
+        assert (result.returncode == 0) == ok, (args, result.stderr)
+        return result
+    vendor = str(VENDOR)
+    run_cli("set", image, "CliVar", "--guid", vendor, "--hex", "0102ff")
+    assert run_cli("get", image, "CliVar", "--guid", vendor).stdout.strip() == "0102ff"
+    listed = json.loads(run_cli("list", image, "--json").stdout)
+    assert {"name": "CliVar", "guid": vendor, "attr": 7, "data": "0102ff"} in listed["variables"], listed
+    refused = run_cli("set", image, "SetupMode", "--attributes", "6", "--hex", "00", ok=False)
+    assert "EFI_WRITE_PROTECTED" in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+    exported = os.path.join(work, "exported.json")
+    run_cli("export", image, "--json", exported)
+    other = os.path.join(work, "other.img")
+    subprocess.run([binary, "create", other, "--size", "1M", "--key-file", key], check=True, capture_output=True)
+    run_cli("import", other, "--json", exported)
+    assert json.loads(run_cli("list", other, "--json").stdout) == json.load(open(exported))
+    run_cli("delete", image, "CliVar", "--guid", vendor)
+    assert "no variable CliVar" in run_cli("get", image, "CliVar", "--guid", vendor, ok=False).stderr
+    print("qtest session: list, get, set, delete, export and import work on images")
 
 def run(directory, *command):
     subprocess.run(command, cwd=directory, check=True, capture_output=True, env=dict(os.environ, TZ="UTC"))
