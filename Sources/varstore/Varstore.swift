@@ -523,18 +523,29 @@ struct Export: ParsableCommand {
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Provision an image from QEMU uefi-vars JSON v2, losslessly (times and signer pins included).",
+        abstract: "Provision an image from QEMU uefi-vars JSON v2 or an OVMF_VARS.fd, losslessly (times and signer pins included).",
         discussion: "A provisioning path, not the guest's: variables are written as they are, without SetVariable's checks, in one durable record. Existing variables with the same name and GUID are replaced.")
 
     @Argument(help: "The image file.")
     var path: String
     @OptionGroup var key: KeyOptions
-    @Option(help: "The JSON file to read.")
-    var json: String
+    @Option(help: "A QEMU uefi-vars JSON v2 file (also what virt-fw-vars --output-json writes).")
+    var json: String?
+    @Option(name: .customLong("ovmf-vars"), help: "An edk2 OVMF_VARS.fd (firmware-volume variable store).")
+    var ovmfVars: String?
+
+    func validate() throws {
+        guard (json == nil) != (ovmfVars == nil) else { throw ValidationError("give one of --json and --ovmf-vars") }
+    }
 
     func run() throws {
         try reporting("import") {
-            let variables = try QEMUJSONStore.load(contentsOf: URL(fileURLWithPath: json))
+            let variables: [Variable]
+            if let json {
+                variables = try QEMUJSONStore.load(contentsOf: URL(fileURLWithPath: json))
+            } else {
+                variables = try OVMFVarsFile.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: ovmfVars!))))
+            }
             let log = try key.access(path).openStore()
             try log.commit(variables.map { JournalChange.put($0) })
         }

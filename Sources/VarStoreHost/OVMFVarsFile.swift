@@ -1,0 +1,105 @@
+import Foundation
+import VarStoreCore
+
+/// edk2's firmware-volume variable store, as in OVMF_VARS.fd (MdeModulePkg
+/// Include/Guid/VariableFormat.h, PiFirmwareVolume.h): read for `varstore import --ovmf-vars`.
+///
+///     EFI_FIRMWARE_VOLUME_HEADER   FvLength u64 @0x20, "_FVH" @0x28, HeaderLength u16 @0x30
+///     VARIABLE_STORE_HEADER        Signature GUID (authenticated aaf32c78-… or plain ddcf3616-…),
+///                                  Size u32, Format 0x5A, State 0xFE, reserved (28 bytes)
+///     variables, each 4-byte aligned: StartId 0x55AA u16, State u8, reserved u8, Attributes
+///       u32, [MonotonicCount u64, TimeStamp EFI_TIME, PubKeyIndex u32 — authenticated only],
+///       NameSize u32, DataSize u32, VendorGuid, then the name and the data
+///
+/// Only variables whose State is VAR_ADDED (0x3F) count, and a variable in deleted
+/// transition (0x3E) when no added copy follows. edk2's certdb (the signer pins of private
+/// authenticated variables) is kept as a variable and its pins are attached to the
+/// variables they belong to.
+public enum OVMFVarsFile {
+    public struct FormatError: Error, CustomStringConvertible {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    static let authenticatedStore = EFIGUID(text: "aaf32c78-947b-439a-a180-2e144ec37792")!
+    static let plainStore = EFIGUID(text: "ddcf3616-3275-4164-98b6-fe85707ffe7d")!
+    static let certDB = VariableKey(guid: EFIGUID(text: "d9bee56e-75dc-49d9-b4d7-b534210f637a")!, name: VariableName("certdb")!)
+
+    public static func parse(_ data: [UInt8]) throws -> [Variable] {
+        func u16(_ at: Int) -> UInt16? { LittleEndian.load(UInt16.self, from: data, at: at) }
+        func u32(_ at: Int) -> UInt32? { LittleEndian.load(UInt32.self, from: data, at: at) }
+        guard data.count >= 0x48, Array(data[0x28 ..< 0x2C]) == Array("_FVH".utf8), let headerLength = u16(0x30),
+              Int(headerLength) + 28 <= data.count else { throw FormatError("not an edk2 firmware volume (no _FVH header)") }
+        let store = Int(headerLength)
+        guard let signature = EFIGUID(wire: data, at: store), signature == authenticatedStore || signature == plainStore else {
+            throw FormatError("the firmware volume holds no variable store")
+        }
+        let authenticated = signature == authenticatedStore
+        guard let storeSize = u32(store + 16), data[store + 20] == 0x5A else { throw FormatError("the variable store header is not formatted") }
+        let end = min(data.count, store + Int(storeSize))
+        let headerSize = authenticated ? 60 : 32
+        var found: [(Variable, UInt8)] = []
+        var offset = store + 28
+        while offset + headerSize <= end, u16(offset) == 0x55AA {
+            let state = data[offset + 2]
+            guard let attributes = u32(offset + 4),
+                  let nameSize = u32(offset + (authenticated ? 36 : 8)), let dataSize = u32(offset + (authenticated ? 40 : 12)),
+                  let guid = EFIGUID(wire: data, at: offset + (authenticated ? 44 : 16)) else { break }
+            let nameStart = offset + headerSize
+            guard UInt64(nameStart) + UInt64(nameSize) + UInt64(dataSize) <= UInt64(end) else {
+                throw FormatError("a variable at offset \(offset) runs past the store")
+            }
+            let dataStart = nameStart + Int(nameSize)
+            if state == 0x3F || state == 0x3E, case .success(let name) = VariableName.parse(data, at: nameStart, size: UInt64(nameSize)) {
+                let time = authenticated ? EFITime(bytes: data, at: offset + 16) : nil
+                let stored = VariableAttributes(rawValue: attributes)
+                let variable = Variable(key: VariableKey(guid: guid, name: name), attributes: stored,
+                                        data: Array(data[dataStart ..< dataStart + Int(dataSize)]),
+                                        timestamp: stored.contains(.timeBasedAuthenticatedWriteAccess) ? time : nil)
+                found.append((variable, state))
+            }
+            offset = (dataStart + Int(dataSize) + 3) & ~3
+        }
+        // The last added copy of each variable wins; one in deleted transition only if alone.
+        var result: [Variable] = []
+        for (index, entry) in found.enumerated() {
+            let later = found[(index + 1)...].contains { $0.0.key == entry.0.key && $0.1 == 0x3F }
+            if later { continue }
+            if entry.1 == 0x3E && found.contains(where: { $0.0.key == entry.0.key && $0.1 == 0x3F }) { continue }
+            result.removeAll { $0.key == entry.0.key }
+            result.append(entry.0)
+        }
+        return attachPins(result)
+    }
+
+    /// certdb: UINT32 total size, then nodes of VendorGuid, NodeSize u32, NameSize u32 (in
+    /// CHAR16, no NUL), CertDataSize u32, the name, the pin.
+    static func attachPins(_ variables: [Variable]) -> [Variable] {
+        guard let certdb = variables.first(where: { $0.key == certDB }), certdb.data.count >= 4 else { return variables }
+        var pins: [VariableKey: [UInt8]] = [:]
+        let data = certdb.data
+        var offset = 4
+        while offset + 28 <= data.count, let guid = EFIGUID(wire: data, at: offset),
+              let nodeSize = LittleEndian.load(UInt32.self, from: data, at: offset + 16),
+              let nameUnits = LittleEndian.load(UInt32.self, from: data, at: offset + 20),
+              let pinSize = LittleEndian.load(UInt32.self, from: data, at: offset + 24),
+              nodeSize >= 28, UInt64(offset) + UInt64(nodeSize) <= UInt64(data.count),
+              UInt64(28) + 2 * UInt64(nameUnits) + UInt64(pinSize) <= UInt64(nodeSize) {
+            var units: [UInt16] = []
+            for index in 0 ..< Int(nameUnits) {
+                units.append(LittleEndian.load(UInt16.self, from: data, at: offset + 28 + 2 * index) ?? 0)
+            }
+            let pinStart = offset + 28 + 2 * Int(nameUnits)
+            if let name = VariableName(codeUnits: units) {
+                pins[VariableKey(guid: guid, name: name)] = Array(data[pinStart ..< pinStart + Int(pinSize)])
+            }
+            offset += Int(nodeSize)
+        }
+        return variables.map { variable in
+            guard let pin = pins[variable.key] else { return variable }
+            var pinned = variable
+            pinned.certificateDigest = pin
+            return pinned
+        }
+    }
+}
