@@ -76,6 +76,20 @@ public final class SigningIdentity {
         return SigningIdentity(key: key, certificate: certificate)
     }
 
+    /// The certificate and the private key as PEM (what efitools and sbsigntool read).
+    public var certificatePEM: [UInt8] { Self.pem { PEM_write_bio_X509($0, certificate) } }
+    public var privateKeyPEM: [UInt8] { Self.pem { PEM_write_bio_PrivateKey($0, key, nil, nil, 0, nil, nil) } }
+
+    static func pem(_ write: (OpaquePointer) -> Int32) -> [UInt8] {
+        guard let bio = BIO_new(BIO_s_mem()) else { return [] }
+        defer { BIO_free(bio) }
+        guard write(bio) == 1 else { return [] }
+        var pointer: UnsafeMutablePointer<CChar>?
+        let length = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &pointer)
+        guard length > 0, let pointer else { return [] }
+        return pointer.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+    }
+
     /// The certificate in DER.
     public var certificateDER: [UInt8] {
         let length = i2d_X509(certificate, nil)

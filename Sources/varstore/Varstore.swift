@@ -9,7 +9,7 @@ struct Varstore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "varstore",
         abstract: "UEFI variable service for confidential VMs: simulator, tools and benchmarks.",
-        subcommands: [QTest.self, Create.self, Inspect.self, List.self, Get.self, SetCommand.self, Delete.self, Import.self, Export.self,
+        subcommands: [QTest.self, Create.self, Inspect.self, Enroll.self, List.self, Get.self, SetCommand.self, Delete.self, Import.self, Export.self,
                       Sign.self, Demo.self, Bench.self])
 }
 
@@ -548,6 +548,57 @@ struct Import: ParsableCommand {
             }
             let log = try key.access(path).openStore()
             try log.commit(variables.map { JournalChange.put($0) })
+        }
+    }
+}
+
+struct Enroll: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Enroll Secure Boot keys (PK, KEK, db, dbx) into an image through the variable service.",
+        discussion: "Each FILE is a certificate (PEM or DER), an EFI_SIGNATURE_LIST (.esl) or a signed update (.auth). In setup mode lists are written with unsigned descriptors, KEK, db and dbx first and PK last; once PK exists only signed updates are accepted, exactly as for the guest.")
+
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var key: KeyOptions
+    @Option(help: "PK: a certificate, .esl or .auth.")
+    var pk: String?
+    @Option(help: "KEK entries (repeatable).")
+    var kek: [String] = []
+    @Option(help: "db entries (repeatable).")
+    var db: [String] = []
+    @Option(help: "dbx entries (repeatable).")
+    var dbx: [String] = []
+    @Flag(help: "Add Microsoft's keys: both KEK CAs, the Windows and UEFI CAs 2011 and 2023 in db, the current dbx.")
+    var microsoft = false
+    @Option(name: .customLong("test-keys"), help: "Generate PK, KEK and db test keys, write them (certificate and private key) into this directory and enroll them.")
+    var testKeys: String?
+    @Flag(name: .customLong("secure-boot"), help: "Refuse unless the image ends with a PK (Secure Boot enforced at the next boot).")
+    var secureBoot = false
+
+    func run() throws {
+        try reporting("enroll") {
+            var enrollment = Enrollment()
+            if let testKeys { try enrollment.addTestKeys(writingTo: URL(fileURLWithPath: testKeys)) }
+            if microsoft { try enrollment.addMicrosoft() }
+            if let pk { try enrollment.add(file: pk, to: SecureBootVariable.pk) }
+            for file in kek { try enrollment.add(file: file, to: SecureBootVariable.kek) }
+            for file in db { try enrollment.add(file: file, to: SecureBootVariable.db) }
+            for file in dbx { try enrollment.add(file: file, to: SecureBootVariable.dbx) }
+            let log = try key.access(path).openStore()
+            let service = imageService(log)
+            let getsPK = enrollment.pk != nil || enrollment.signed.contains { $0.key == SecureBootVariable.pk }
+            if secureBoot && service.secureBootMode.isSetupMode && !getsPK {
+                throw LUKS2Image.Failure("--secure-boot: nothing gives the image a PK (add --pk or --test-keys); nothing was written")
+            }
+            let now = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date())
+            let time = EFITime(year: UInt16(now.year!), month: UInt8(now.month!), day: UInt8(now.day!),
+                               hour: UInt8(now.hour!), minute: UInt8(now.minute!), second: UInt8(now.second!))
+            try enrollment.apply(to: service, time: time)
+            if secureBoot && service.secureBootMode.isSetupMode {
+                throw LUKS2Image.Failure("--secure-boot: the image is still in setup mode")
+            }
+            let mode = service.secureBootMode.isSetupMode ? "setup mode" : "user mode (Secure Boot on at the next boot)"
+            print("enrolled into \(path): \(mode)")
         }
     }
 }

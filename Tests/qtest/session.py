@@ -225,6 +225,37 @@ def image_commands(binary, work, image, key):
     run_cli("delete", image, "CliVar", "--guid", vendor)
     assert "no variable CliVar" in run_cli("get", image, "CliVar", "--guid", vendor, ok=False).stderr
     print("qtest session: list, get, set, delete, export and import work on images")
+    enrolled_image(binary, work, key)
+
+def enrolled_image(binary, work, key):
+    """The README's main job: an encrypted image enrolled for Secure Boot (Microsoft's keys and
+    fresh test keys), which boots with SecureBoot = 1 and takes a db update signed with the
+    test KEK; Microsoft's own dbx update applies as a signed append."""
+    image, keys = os.path.join(work, "sb.img"), os.path.join(work, "test-keys")
+    subprocess.run([binary, "create", image, "--size", "1M", "--key-file", key], check=True, capture_output=True)
+    subprocess.run([binary, "enroll", image, "--key-file", key, "--microsoft", "--test-keys", keys, "--secure-boot"],
+                   check=True, capture_output=True)
+    for name in ("PK", "KEK", "db"):
+        assert os.path.exists(os.path.join(keys, name + ".key")) and os.path.exists(os.path.join(keys, name + ".crt"))
+    q = QTest(binary, "--image", image, "--key-file", key)
+    init(q)
+    assert get_variable(q, "SecureBoot", guid=GLOBAL) == (0, 6, b"\x01")
+    assert get_variable(q, "SetupMode", guid=GLOBAL) == (0, 6, b"\x00")
+    q.proc.stdin.close()
+    q.proc.wait()
+    run(work, "openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=extra db/",
+        "-keyout", "extra.key", "-out", "extra.crt")
+    run(work, "cert-to-efi-sig-list", "extra.crt", "extra.esl")
+    update = os.path.join(work, "extra.auth")
+    subprocess.run([binary, "sign", "db", os.path.join(work, "extra.esl"), update, "--append",
+                    "--cert", os.path.join(keys, "KEK.crt"), "--key", os.path.join(keys, "KEK.key")], check=True)
+    subprocess.run([binary, "set", image, "db", "--attributes", "0x67", "--data-file", update, "--key-file", key], check=True)
+    db = subprocess.run([binary, "get", image, "db", "--key-file", key], check=True, capture_output=True, text=True).stdout
+    assert open(os.path.join(work, "extra.esl"), "rb").read().hex() in db
+    unsigned = subprocess.run([binary, "set", image, "db", "--attributes", "0x67", "--data-file",
+                               os.path.join(work, "extra.esl"), "--key-file", key], capture_output=True, text=True)
+    assert unsigned.returncode != 0 and "SetVariable returned" in unsigned.stderr, unsigned.stderr
+    print("qtest session: an image enrolled with Microsoft's and test keys boots with SecureBoot = 1")
 
 def run(directory, *command):
     subprocess.run(command, cwd=directory, check=True, capture_output=True, env=dict(os.environ, TZ="UTC"))
