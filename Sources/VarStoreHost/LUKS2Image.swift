@@ -135,6 +135,63 @@ public enum LUKS2Image {
         return Array(key[0..<size])
     }
 
+    /// Adds a keyslot for `new`, authorised by `existing`: PBKDF2 for a key file (what an
+    /// SVSM opens), Argon2id for a passphrase. The keyslot area must have room (an image made
+    /// with a recovery slot has two). Returns the slot number.
+    public static func addKeyslot(path: String, existing: Secret, new: Secret) throws -> Int {
+        let device = try Device(path: path)
+        defer { device.close() }
+        try check(crypt_load(device.handle, "LUKS2", nil), "load")
+        let kdf: (String, UInt32, UInt32)
+        switch new {
+        case .keyFile: kdf = ("pbkdf2", 1000, 0)
+        case .passphrase: kdf = ("argon2id", 4, 65536)
+        }
+        var slot: Int32 = -1
+        try withPBKDF(kdf.0, iterations: kdf.1, memory: kdf.2) { pbkdf in
+            try check(crypt_set_pbkdf_type(device.handle, pbkdf), "keyslot KDF")
+            let old = existing.bytes, fresh = new.bytes
+            slot = old.withUnsafeBufferPointer { o in
+                fresh.withUnsafeBufferPointer { n in
+                    o.withMemoryRebound(to: CChar.self) { oc in
+                        n.withMemoryRebound(to: CChar.self) { nc in
+                            crypt_keyslot_add_by_passphrase(device.handle, CRYPT_ANY_SLOT, oc.baseAddress, oc.count,
+                                                            nc.baseAddress, nc.count)
+                        }
+                    }
+                }
+            }
+        }
+        guard slot >= 0 else {
+            throw Failure(slot == -Int32(EPERM) || slot == -1 ? "the current key opens no keyslot"
+                          : "no room for another keyslot (\(String(cString: strerror(-slot))))")
+        }
+        return Int(slot)
+    }
+
+    /// Removes the keyslot `secret` opens, unless it is the last one.
+    public static func removeKeyslot(path: String, secret: Secret) throws -> Int {
+        let device = try Device(path: path)
+        defer { device.close() }
+        try check(crypt_load(device.handle, "LUKS2", nil), "load")
+        let bytes = secret.bytes
+        var size = volumeKeyBytes
+        var key = [CChar](repeating: 0, count: volumeKeyBytes)
+        let slot = bytes.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) {
+                crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, &key, &size, $0.baseAddress, $0.count)
+            }
+        }
+        guard slot >= 0 else { throw Failure("no keyslot opens with this key") }
+        let active = (0 ..< Int(crypt_keyslot_max("LUKS2"))).filter {
+            let status = crypt_keyslot_status(device.handle, Int32($0))
+            return status == CRYPT_SLOT_ACTIVE || status == CRYPT_SLOT_ACTIVE_LAST
+        }
+        guard active.count > 1 else { throw Failure("keyslot \(slot) is the last one; removing it would lose the image") }
+        try check(crypt_keyslot_destroy(device.handle, slot), "keyslot removal")
+        return Int(slot)
+    }
+
     /// The keyslots in use and their key derivation (for `inspect`).
     public static func keyslots(path: String) throws -> [(slot: Int, kdf: String)] {
         let device = try Device(path: path)

@@ -10,7 +10,7 @@ struct Varstore: ParsableCommand {
         commandName: "varstore",
         abstract: "UEFI variable service for confidential VMs: simulator, tools and benchmarks.",
         subcommands: [QTest.self, Create.self, Inspect.self, Enroll.self, List.self, Get.self, SetCommand.self, Delete.self, Import.self, Export.self,
-                      Sign.self, Demo.self, Bench.self])
+                      Sign.self, Verify.self, Keyslot.self, Demo.self, Bench.self])
 }
 
 /// Options shared by commands that build a service.
@@ -599,6 +599,100 @@ struct Enroll: ParsableCommand {
             }
             let mode = service.secureBootMode.isSetupMode ? "setup mode" : "user mode (Secure Boot on at the next boot)"
             print("enrolled into \(path): \(mode)")
+        }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a signed update against an image's current keys without applying it.")
+
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var variable: VariableOptions
+    @OptionGroup var key: KeyOptions
+    @Option(name: .customLong("update"), help: "The signed update (.auth).")
+    var update: String
+    @Flag(help: "Check it as an APPEND_WRITE update (attributes 0x67).")
+    var append = false
+
+    func run() throws {
+        try reporting("verify") {
+            let log = try key.access(path).openStore()
+            // The same service and rules, over a copy that is thrown away.
+            let scratch = VariableService(configuration: imageService(log).configuration, crypto: Libcrypto(),
+                                          journal: MemoryJournal(), variables: log.live.all)
+            let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: update)))
+            do {
+                try scratch.setVariable(try variable.key(), attributes: append ? 0x67 : 0x27, data: data)
+                print("valid: the update would apply")
+            } catch let status as EFIStatus {
+                throw LUKS2Image.Failure("the update would be refused: \(status.name)")
+            }
+        }
+    }
+}
+
+struct Keyslot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage an image's LUKS2 keyslots (libcryptsetup).",
+        subcommands: [KeyslotList.self, KeyslotAdd.self, KeyslotRemove.self])
+}
+
+struct KeyslotList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the keyslots in use.")
+    @Argument(help: "The image file.")
+    var path: String
+
+    func run() throws {
+        try reporting("keyslot list") {
+            for slot in try LUKS2Image.keyslots(path: path) { print("\(slot.slot): \(slot.kdf)") }
+        }
+    }
+}
+
+struct KeyslotAdd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add",
+        abstract: "Add a keyslot for a new secret, authorised by an existing one.")
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var key: KeyOptions
+    @Option(name: .customLong("new-key-file"), help: "The new secret (a key file; a PBKDF2 keyslot an SVSM can open).")
+    var newKeyFile: String?
+    @Option(name: .customLong("new-passphrase-file"), help: "The new secret (a passphrase; an Argon2id keyslot for administrators).")
+    var newPassphraseFile: String?
+
+    func run() throws {
+        try reporting("keyslot add") {
+            guard let existing = try key.access(path).secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
+            let new: LUKS2Image.Secret
+            if let newKeyFile {
+                new = .keyFile([UInt8](try Data(contentsOf: URL(fileURLWithPath: newKeyFile))))
+            } else if let newPassphraseFile {
+                var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: newPassphraseFile)))
+                if bytes.last == 0x0A { bytes.removeLast() }
+                new = .passphrase(bytes)
+            } else {
+                throw ValidationError("give --new-key-file or --new-passphrase-file")
+            }
+            let slot = try LUKS2Image.addKeyslot(path: path, existing: existing, new: new)
+            print("added keyslot \(slot)")
+        }
+    }
+}
+
+struct KeyslotRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove",
+        abstract: "Remove the keyslot a secret opens (never the last one).")
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var key: KeyOptions
+
+    func run() throws {
+        try reporting("keyslot remove") {
+            guard let secret = try key.access(path).secret() else { throw ValidationError("give the --key-file or --passphrase-file to remove") }
+            let slot = try LUKS2Image.removeKeyslot(path: path, secret: secret)
+            print("removed keyslot \(slot)")
         }
     }
 }
