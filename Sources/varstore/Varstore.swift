@@ -769,6 +769,35 @@ struct Demo: ParsableCommand {
                 print("> \(shortSent)\n< \(shortReceived)")
             }
         }
+        try secureBootImage()
+    }
+
+    /// An encrypted image enrolled for Secure Boot — what `varstore create` and `varstore enroll
+    /// --microsoft --test-keys --secure-boot` make — listed, then booted by the simulator.
+    func secureBootImage() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("varstore-demo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("vars.img").path
+        let secret = (0 ..< 64).map { _ in UInt8.random(in: 0 ... 255) }
+        let volumeKey = try LUKS2Image.create(path: path, size: 1 << 20, secret: .keyFile(secret))
+        var enrollment = Enrollment()
+        try enrollment.addTestKeys(writingTo: directory.appendingPathComponent("keys"))
+        try enrollment.addMicrosoft()
+        try enrollment.apply(to: imageService(try LUKS2Image.openStore(path: path, volumeKey: volumeKey)),
+                             time: EFITime(year: 2026, month: 1, day: 1))
+        let log = try LUKS2Image.openStore(path: path, volumeKey: volumeKey)
+        print("\nencrypted LUKS2 image (1 MiB, aes-xts-plain64 + sealed log), enrolled for Secure Boot:")
+        for variable in log.live.all {
+            print("  \(variable.guid.text)  \(variable.name.text.padding(toLength: 18, withPad: " ", startingAt: 0)) \(attributeText(variable.attributes).padding(toLength: 12, withPad: " ", startingAt: 0)) \(variable.data.count) bytes")
+        }
+        let machine = QTestMachine(configuration: imageService(log).configuration, journal: HostJournal(.image(log)))
+        let client = MMClient(bus: QTestTextBus(machine: machine).bus)
+        guard client.initialize() else { throw ValidationError("the device did not answer its magic") }
+        for name in ["SetupMode", "SecureBoot"] {
+            let result = client.getVariable(VariableName(name)!, .globalVariable)
+            print("  booted from the image: \(name) = \(result.data.map { String($0) }.joined())")
+        }
     }
 }
 
