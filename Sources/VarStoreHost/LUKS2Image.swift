@@ -224,6 +224,59 @@ public enum LUKS2Image {
                                     minimumGeneration: minimumGeneration)
     }
 
+    /// Writes `variables` into `log` as they are (times and pins included), in as few durable
+    /// records as the record size allows, in order.
+    public static func provision(_ variables: [Variable], into log: HostJournal.ImageLog) throws {
+        var batch: [JournalChange] = []
+        var bytes = 0
+        for variable in variables {
+            let size = HostJournal.ImageLog.encodedSize(variable)
+            if !batch.isEmpty && bytes + size > HostJournal.ImageLog.maximumRecordPayload {
+                try log.commit(batch)
+                batch.removeAll()
+                bytes = 0
+            }
+            batch.append(.put(variable))
+            bytes += size
+        }
+        if !batch.isEmpty { try log.commit(batch) }
+    }
+
+    /// Moves `path` to a new random volume key without a window in which a power cut loses
+    /// the variables: a complete new image is written beside it, made durable, then renamed
+    /// over it (atomic on POSIX file systems). Only the keyslot `secret` opens is carried
+    /// over; others must be added again. `progress` hears each slow step.
+    public static func rekey(path: String, secret: Secret, newSecret: Secret? = nil, progress: (String) -> Void = { _ in }) throws {
+        progress("opening the image (deriving the key from the keyslot)")
+        let oldKey = try volumeKey(path: path, secret: secret.bytes)
+        let old = try openStore(path: path, volumeKey: oldKey)
+        let size = old.device.device.size
+        let temporary = path + ".rekey"
+        try? FileManager.default.removeItem(atPath: temporary)
+        progress("creating the new image (new volume key, keyslot key derivation)")
+        let newKey = try create(path: temporary, size: size, secret: newSecret ?? secret)
+        do {
+            let fresh = try openStore(path: temporary, volumeKey: newKey)
+            progress("copying \(old.live.count) variables")
+            try provision(old.live.all, into: fresh)
+            guard fresh.live.all == old.live.all else { throw Failure("the copy does not match the original") }
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: temporary))
+            try handle.synchronize()
+            try handle.close()
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
+        progress("replacing the image")
+        guard rename(temporary, path) == 0 else { throw Failure("cannot rename \(temporary) over \(path)") }
+        let directory = (path as NSString).deletingLastPathComponent
+        let descriptor = open(directory.isEmpty ? "." : directory, O_RDONLY)
+        if descriptor >= 0 {
+            fsync(descriptor)
+            close(descriptor)
+        }
+    }
+
     // MARK: libcryptsetup plumbing
 
     final class Device {

@@ -10,7 +10,7 @@ struct Varstore: ParsableCommand {
         commandName: "varstore",
         abstract: "UEFI variable service for confidential VMs: simulator, tools and benchmarks.",
         subcommands: [QTest.self, Create.self, Inspect.self, Enroll.self, List.self, Get.self, SetCommand.self, Delete.self, Import.self, Export.self,
-                      Sign.self, Verify.self, Keyslot.self, Demo.self, Bench.self])
+                      Sign.self, Verify.self, Keyslot.self, Rekey.self, Demo.self, Bench.self])
 }
 
 /// Options shared by commands that build a service.
@@ -547,7 +547,7 @@ struct Import: ParsableCommand {
                 variables = try OVMFVarsFile.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: ovmfVars!))))
             }
             let log = try key.access(path).openStore()
-            try log.commit(variables.map { JournalChange.put($0) })
+            try LUKS2Image.provision(variables, into: log)
         }
     }
 }
@@ -629,6 +629,29 @@ struct Verify: ParsableCommand {
             } catch let status as EFIStatus {
                 throw LUKS2Image.Failure("the update would be refused: \(status.name)")
             }
+        }
+    }
+}
+
+struct Rekey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Move an image to a new random volume key, keeping every variable; crash-safe.",
+        discussion: "A complete new image is written beside the old one and renamed over it, so an interruption leaves the old image intact. Only the keyslot the given secret opens is carried over (optionally with a new secret); add others again with `keyslot add`. An SVSM given the volume key needs the new one.")
+
+    @Argument(help: "The image file.")
+    var path: String
+    @OptionGroup var key: KeyOptions
+    @Option(name: .customLong("new-key-file"), help: "Protect the new image with this key file instead of the current secret.")
+    var newKeyFile: String?
+
+    func run() throws {
+        try reporting("rekey") {
+            guard let secret = try key.access(path).secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
+            let newSecret = try newKeyFile.map { LUKS2Image.Secret.keyFile([UInt8](try Data(contentsOf: URL(fileURLWithPath: $0)))) }
+            try LUKS2Image.rekey(path: path, secret: secret, newSecret: newSecret) { step in
+                FileHandle.standardError.write("varstore rekey: \(step)\n".data(using: .utf8)!)
+            }
+            print("rekeyed \(path)")
         }
     }
 }

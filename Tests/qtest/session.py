@@ -256,6 +256,19 @@ def enrolled_image(binary, work, key):
                                os.path.join(work, "extra.esl"), "--key-file", key], capture_output=True, text=True)
     assert unsigned.returncode != 0 and "SetVariable returned" in unsigned.stderr, unsigned.stderr
     print("qtest session: an image enrolled with Microsoft's and test keys boots with SecureBoot = 1")
+    # Rekey: a new volume key and secret, the same variables; a leftover from an interrupted
+    # rekey (the half-written new image beside the old) changes nothing.
+    listing = lambda k: subprocess.run([binary, "list", image, "--json", "--key-file", k], check=True,
+                                       capture_output=True, text=True).stdout
+    before = listing(key)
+    open(image + ".rekey", "wb").write(b"half-written")
+    newkey = os.path.join(work, "newkey")
+    open(newkey, "wb").write(os.urandom(64))
+    subprocess.run([binary, "rekey", image, "--key-file", key, "--new-key-file", newkey], check=True, capture_output=True)
+    assert listing(newkey) == before and not os.path.exists(image + ".rekey")
+    old = subprocess.run([binary, "list", image, "--key-file", key], capture_output=True, text=True)
+    assert old.returncode != 0 and "no keyslot opens" in old.stderr, old.stderr
+    print("qtest session: rekey keeps every variable under a new volume key")
 
 def run(directory, *command):
     subprocess.run(command, cwd=directory, check=True, capture_output=True, env=dict(os.environ, TZ="UTC"))

@@ -549,7 +549,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         }
     }
 
-    static func encodedSize(_ variable: Variable) -> Int {
+    public static func encodedSize(_ variable: Variable) -> Int {
         1 + 16 + 2 + 2 * variable.name.codeUnits.count + 4 + 4 + variable.data.count + 1
             + (variable.timestamp != nil ? 16 : 0) + (variable.certificateDigest.map { 1 + $0.count } ?? 0)
     }
