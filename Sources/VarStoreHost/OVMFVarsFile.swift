@@ -2,7 +2,8 @@ import Foundation
 import VarStoreCore
 
 /// edk2's firmware-volume variable store, as in OVMF_VARS.fd (MdeModulePkg
-/// Include/Guid/VariableFormat.h, PiFirmwareVolume.h): read for `varstore import --ovmf-vars`.
+/// Include/Guid/VariableFormat.h, PiFirmwareVolume.h): read for `varstore import --ovmf-vars`,
+/// written (into a template's layout) for `varstore export --ovmf-vars`.
 ///
 ///     EFI_FIRMWARE_VOLUME_HEADER   FvLength u64 @0x20, "_FVH" @0x28, HeaderLength u16 @0x30
 ///     VARIABLE_STORE_HEADER        Signature GUID (authenticated aaf32c78-… or plain ddcf3616-…),
@@ -101,5 +102,60 @@ public enum OVMFVarsFile {
             pinned.certificateDigest = pin
             return pinned
         }
+    }
+
+    /// `variables` written into the variable store of `template` (an OVMF_VARS.fd whose
+    /// firmware-volume header, fault-tolerant-write areas and size are kept), in the
+    /// authenticated format, each VAR_ADDED, the rest of the store erased (0xFF). Signer pins
+    /// travel in edk2's certdb, rebuilt from the variables when any has one.
+    public static func render(_ variables: [Variable], template: [UInt8]) throws -> [UInt8] {
+        guard template.count >= 0x48, Array(template[0x28 ..< 0x2C]) == Array("_FVH".utf8),
+              let headerLength = LittleEndian.load(UInt16.self, from: template, at: 0x30) else {
+            throw FormatError("the template is not an edk2 firmware volume")
+        }
+        let store = Int(headerLength)
+        guard EFIGUID(wire: template, at: store) == authenticatedStore,
+              let storeSize = LittleEndian.load(UInt32.self, from: template, at: store + 16),
+              store + Int(storeSize) <= template.count else {
+            throw FormatError("the template has no authenticated variable store")
+        }
+        var list = variables.filter { $0.isNonVolatile }
+        if list.contains(where: { $0.certificateDigest != nil }) {
+            var nodes: [UInt8] = []
+            for variable in list {
+                guard let pin = variable.certificateDigest else { continue }
+                var node = variable.guid.wireBytes
+                LittleEndian.append(UInt32(28 + 2 * variable.name.codeUnits.count + pin.count), to: &node)
+                LittleEndian.append(UInt32(variable.name.codeUnits.count), to: &node)
+                LittleEndian.append(UInt32(pin.count), to: &node)
+                for unit in variable.name.codeUnits { LittleEndian.append(unit, to: &node) }
+                nodes += node + pin
+            }
+            var data: [UInt8] = []
+            LittleEndian.append(UInt32(4 + nodes.count), to: &data)
+            let certdb = Variable(key: certDB, attributes: [.nonVolatile, .bootServiceAccess, .runtimeAccess,
+                                                            .timeBasedAuthenticatedWriteAccess], data: data + nodes, timestamp: .zero)
+            if let index = list.firstIndex(where: { $0.key == certDB }) { list[index] = certdb } else { list.insert(certdb, at: 0) }
+        }
+        var body: [UInt8] = []
+        for variable in list {
+            var header: [UInt8] = [0xAA, 0x55, 0x3F, 0x00]
+            LittleEndian.append(variable.attributes.rawValue, to: &header)
+            LittleEndian.append(UInt64(0), to: &header)
+            header += (variable.attributes.contains(.timeBasedAuthenticatedWriteAccess) ? (variable.timestamp ?? .zero) : .zero).bytes
+            LittleEndian.append(UInt32(0), to: &header)
+            LittleEndian.append(UInt32(variable.name.wireSize), to: &header)
+            LittleEndian.append(UInt32(variable.data.count), to: &header)
+            header += variable.guid.wireBytes
+            body += header + variable.name.wireBytes + variable.data
+            while body.count % 4 != 0 { body.append(0xFF) }
+        }
+        guard 28 + body.count <= Int(storeSize) else {
+            throw FormatError("the variables (\(body.count) bytes) do not fit the template's store (\(storeSize - 28) bytes)")
+        }
+        var out = template
+        let start = store + 28
+        out.replaceSubrange(start ..< store + Int(storeSize), with: body + [UInt8](repeating: 0xFF, count: Int(storeSize) - 28 - body.count))
+        return out
     }
 }

@@ -505,18 +505,33 @@ struct Delete: ParsableCommand {
 }
 
 struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write an image's non-volatile variables as QEMU uefi-vars JSON v2.")
+    static let configuration = CommandConfiguration(
+        abstract: "Write an image's non-volatile variables as QEMU uefi-vars JSON v2, or as an OVMF_VARS.fd.")
 
     @Argument(help: "The image file.")
     var path: String
     @OptionGroup var key: KeyOptions
     @Option(help: "The JSON file to write (atomically).")
-    var json: String
+    var json: String?
+    @Option(name: .customLong("ovmf-vars"), help: "The OVMF_VARS.fd to write (needs --template).")
+    var ovmfVars: String?
+    @Option(help: "An OVMF_VARS.fd whose layout (size, firmware-volume header, FTW areas) the export takes.")
+    var template: String?
+
+    func validate() throws {
+        guard (json == nil) != (ovmfVars == nil) else { throw ValidationError("give one of --json and --ovmf-vars") }
+        if ovmfVars != nil && template == nil { throw ValidationError("--ovmf-vars needs --template (e.g. /usr/share/OVMF/OVMF_VARS_4M.fd)") }
+    }
 
     func run() throws {
         try reporting("export") {
             let log = try key.access(path).openStore()
-            try QEMUJSONStore.save(log.live.all, to: URL(fileURLWithPath: json))
+            if let json {
+                try QEMUJSONStore.save(log.live.all, to: URL(fileURLWithPath: json))
+            } else if let ovmfVars, let template {
+                let bytes = try OVMFVarsFile.render(log.live.all, template: [UInt8](try Data(contentsOf: URL(fileURLWithPath: template))))
+                try Data(bytes).write(to: URL(fileURLWithPath: ovmfVars), options: .atomic)
+            }
         }
     }
 }

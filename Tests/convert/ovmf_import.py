@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Imports every OVMF_VARS*.fd of Debian's ovmf package into an encrypted image and checks
 that the image lists exactly the variables virt-fw-vars (PyPI virt-firmware) reads from the
-same file: names, GUIDs, attributes, data, times, in order.
+same file: names, GUIDs, attributes, data, times, in order; then exports the image back into
+the file's layout and checks that virt-fw-vars reads the same variables from the result.
 Usage: ovmf_import.py PATH-TO-varstore [OVMF-DIRECTORY]"""
 import glob, json, os, subprocess, sys, tempfile
 
@@ -23,7 +24,14 @@ def main(binary, directory="/usr/share/OVMF"):
         def normal(v):  # virt-fw-vars leaves out an all-zero time
             return (v["name"], v["guid"], v["attr"], v["data"], v.get("time", "0" * 32))
         assert [normal(v) for v in ours] == [normal(v) for v in theirs], (fd, [normal(v)[:3] for v in ours][:5])
-        print(f"ovmf import: {os.path.basename(fd)}: {len(ours)} variables, as virt-fw-vars reads them")
+        # And back: exported into the same file's layout, virt-fw-vars reads what it read before.
+        exported = os.path.join(work, f"out{index}.fd")
+        subprocess.run([binary, "export", image, "--ovmf-vars", exported, "--template", fd, "--key-file", key],
+                       check=True, capture_output=True)
+        again = os.path.join(work, f"again{index}.json")
+        subprocess.run(["virt-fw-vars", "-i", exported, "--output-json", again], check=True, capture_output=True)
+        assert [normal(v) for v in json.load(open(again))["variables"]] == [normal(v) for v in theirs], fd
+        print(f"ovmf import: {os.path.basename(fd)}: {len(ours)} variables, as virt-fw-vars reads them, and back")
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
