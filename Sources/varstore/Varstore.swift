@@ -119,11 +119,46 @@ func reporting(_ command: String, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ValidationError {
-        throw error
+        FileHandle.standardError.write("varstore \(command): \(error.message)\n".data(using: .utf8)!)
+        throw ExitCode(1)
     } catch {
         FileHandle.standardError.write("varstore \(command): \(describe(error))\n".data(using: .utf8)!)
         throw ExitCode(1)
     }
+}
+
+/// `--json`: one JSON object on stdout instead of a line of text.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print the result as one JSON object.")
+    var json = false
+
+    /// Prints the result: `text` for people, or `fields` as a JSON object (values already JSON).
+    func done(_ text: String, _ fields: [(String, String)]) {
+        if json {
+            print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+        } else if !text.isEmpty {
+            print(text)
+        }
+    }
+}
+
+/// A progress line for a slow step, on a terminal only (scripts see one line per error).
+func progress(_ command: String, _ step: String) {
+    if isatty(2) == 1 { FileHandle.standardError.write("varstore \(command): \(step)…\n".data(using: .utf8)!) }
+}
+
+/// A JSON string literal.
+func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
 }
 
 /// An image path and whichever key was given for it.
@@ -140,6 +175,10 @@ struct ImageAccess {
             var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: passphraseFile)))
             if bytes.last == 0x0A { bytes.removeLast() }
             return .passphrase(bytes)
+        }
+        // On a terminal, ask (the passphrase is not echoed).
+        if volumeKeyFile == nil, isatty(0) == 1, let path, let entered = getpass("Passphrase for \(path): ") {
+            return .passphrase(Array(String(cString: entered).utf8))
         }
         return nil
     }
@@ -222,6 +261,7 @@ struct Create: ParsableCommand {
                 if text.last == 0x0A { text.removeLast() }
                 recovery = text
             }
+            progress("create", "formatting LUKS2 and deriving the keyslot key" + (recovery == nil ? "" : "s (Argon2id takes a while)"))
             let volumeKey = try LUKS2Image.create(path: path, size: bytes, secret: secret, recoveryPassphrase: recovery)
             let log = try LUKS2Image.openStore(path: path, volumeKey: volumeKey)
             let capacity = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
@@ -312,6 +352,7 @@ struct Sign: ParsableCommand {
 
     @Flag(help: "An APPEND_WRITE update (attributes 0x67 instead of 0x27).")
     var append = false
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("sign") {
@@ -345,6 +386,7 @@ struct Sign: ParsableCommand {
             let update = try identity.authenticatedUpdate(for: VariableKey(guid: vendor, name: name),
                                                           attributes: append ? 0x67 : 0x27, time: timestamp, payload: payload)
             try Data(update).write(to: URL(fileURLWithPath: output))
+            format.done("", [("output", jsonString(output)), ("bytes", "\(update.count)")])
         }
     }
 }
@@ -424,6 +466,7 @@ struct Get: ParsableCommand {
     @OptionGroup var key: KeyOptions
     @Option(help: "Write the raw data here instead of printing hex.")
     var output: String?
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("get") {
@@ -432,11 +475,13 @@ struct Get: ParsableCommand {
             guard let found = log.live.variable(for: wanted) else {
                 throw LUKS2Image.Failure("no variable \(wanted.name.text) with GUID \(wanted.guid.text)")
             }
-            if let output {
-                try Data(found.data).write(to: URL(fileURLWithPath: output))
-            } else {
-                print(Hex.string(found.data))
+            if let output { try Data(found.data).write(to: URL(fileURLWithPath: output)) }
+            var fields = [("name", jsonString(found.name.text)), ("guid", jsonString(found.guid.text)),
+                          ("attr", "\(found.attributes.rawValue)"), ("data", jsonString(Hex.string(found.data)))]
+            if found.attributes.contains(.timeBasedAuthenticatedWriteAccess) {
+                fields.append(("time", jsonString(Hex.string((found.timestamp ?? .zero).bytes))))
             }
+            format.done(output == nil ? Hex.string(found.data) : "", fields)
         }
     }
 }
@@ -457,6 +502,7 @@ struct SetCommand: ParsableCommand {
     var dataFile: String?
     @Option(help: "The data as hex.")
     var hex: String?
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("set") {
@@ -479,6 +525,7 @@ struct SetCommand: ParsableCommand {
             } catch let status as EFIStatus {
                 throw LUKS2Image.Failure("SetVariable returned \(status.name)")
             }
+            format.done("", [("status", jsonString("EFI_SUCCESS")), ("generation", "\(service.journal.generation)")])
         }
     }
 }
@@ -491,6 +538,7 @@ struct Delete: ParsableCommand {
     var path: String
     @OptionGroup var variable: VariableOptions
     @OptionGroup var key: KeyOptions
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("delete") {
@@ -500,6 +548,7 @@ struct Delete: ParsableCommand {
             } catch let status as EFIStatus {
                 throw LUKS2Image.Failure("SetVariable returned \(status.name)")
             }
+            format.done("", [("status", jsonString("EFI_SUCCESS")), ("generation", "\(service.journal.generation)")])
         }
     }
 }
@@ -532,6 +581,7 @@ struct Export: ParsableCommand {
                 let bytes = try OVMFVarsFile.render(log.live.all, template: [UInt8](try Data(contentsOf: URL(fileURLWithPath: template))))
                 try Data(bytes).write(to: URL(fileURLWithPath: ovmfVars), options: .atomic)
             }
+            print("exported \(log.live.count) variables (generation \(log.generation))")
         }
     }
 }
@@ -563,6 +613,7 @@ struct Import: ParsableCommand {
             }
             let log = try key.access(path).openStore()
             try LUKS2Image.provision(variables, into: log)
+            print("imported \(variables.count) variables (generation \(log.generation))")
         }
     }
 }
@@ -589,6 +640,7 @@ struct Enroll: ParsableCommand {
     var testKeys: String?
     @Flag(name: .customLong("secure-boot"), help: "Refuse unless the image ends with a PK (Secure Boot enforced at the next boot).")
     var secureBoot = false
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("enroll") {
@@ -613,7 +665,8 @@ struct Enroll: ParsableCommand {
                 throw LUKS2Image.Failure("--secure-boot: the image is still in setup mode")
             }
             let mode = service.secureBootMode.isSetupMode ? "setup mode" : "user mode (Secure Boot on at the next boot)"
-            print("enrolled into \(path): \(mode)")
+            format.done("enrolled into \(path): \(mode)", [("secure_boot", service.secureBootMode.isSetupMode ? "false" : "true"),
+                                                           ("generation", "\(service.journal.generation)")])
         }
     }
 }
@@ -630,6 +683,7 @@ struct Verify: ParsableCommand {
     var update: String
     @Flag(help: "Check it as an APPEND_WRITE update (attributes 0x67).")
     var append = false
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("verify") {
@@ -640,7 +694,7 @@ struct Verify: ParsableCommand {
             let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: update)))
             do {
                 try scratch.setVariable(try variable.key(), attributes: append ? 0x67 : 0x27, data: data)
-                print("valid: the update would apply")
+                format.done("valid: the update would apply", [("valid", "true")])
             } catch let status as EFIStatus {
                 throw LUKS2Image.Failure("the update would be refused: \(status.name)")
             }
@@ -658,15 +712,19 @@ struct Rekey: ParsableCommand {
     @OptionGroup var key: KeyOptions
     @Option(name: .customLong("new-key-file"), help: "Protect the new image with this key file instead of the current secret.")
     var newKeyFile: String?
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("rekey") {
             guard let secret = try key.access(path).secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
             let newSecret = try newKeyFile.map { LUKS2Image.Secret.keyFile([UInt8](try Data(contentsOf: URL(fileURLWithPath: $0)))) }
+            // Progress for the slow steps (key derivation), on a terminal only, so scripts see
+            // one line per error and nothing else.
+            let interactive = isatty(2) == 1
             try LUKS2Image.rekey(path: path, secret: secret, newSecret: newSecret) { step in
-                FileHandle.standardError.write("varstore rekey: \(step)\n".data(using: .utf8)!)
+                if interactive { FileHandle.standardError.write("varstore rekey: \(step)\n".data(using: .utf8)!) }
             }
-            print("rekeyed \(path)")
+            format.done("rekeyed \(path)", [("rekeyed", jsonString(path))])
         }
     }
 }
@@ -681,10 +739,13 @@ struct KeyslotList: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List the keyslots in use.")
     @Argument(help: "The image file.")
     var path: String
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("keyslot list") {
-            for slot in try LUKS2Image.keyslots(path: path) { print("\(slot.slot): \(slot.kdf)") }
+            let slots = try LUKS2Image.keyslots(path: path)
+            format.done(slots.map { "\($0.slot): \($0.kdf)" }.joined(separator: "\n"),
+                        [("keyslots", "[" + slots.map { "{\"slot\": \($0.slot), \"kdf\": \(jsonString($0.kdf))}" }.joined(separator: ", ") + "]")])
         }
     }
 }
@@ -699,6 +760,7 @@ struct KeyslotAdd: ParsableCommand {
     var newKeyFile: String?
     @Option(name: .customLong("new-passphrase-file"), help: "The new secret (a passphrase; an Argon2id keyslot for administrators).")
     var newPassphraseFile: String?
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("keyslot add") {
@@ -713,8 +775,9 @@ struct KeyslotAdd: ParsableCommand {
             } else {
                 throw ValidationError("give --new-key-file or --new-passphrase-file")
             }
+            progress("keyslot add", "deriving the keys of the current and the new keyslot")
             let slot = try LUKS2Image.addKeyslot(path: path, existing: existing, new: new)
-            print("added keyslot \(slot)")
+            format.done("added keyslot \(slot)", [("keyslot", "\(slot)")])
         }
     }
 }
@@ -725,12 +788,13 @@ struct KeyslotRemove: ParsableCommand {
     @Argument(help: "The image file.")
     var path: String
     @OptionGroup var key: KeyOptions
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("keyslot remove") {
             guard let secret = try key.access(path).secret() else { throw ValidationError("give the --key-file or --passphrase-file to remove") }
             let slot = try LUKS2Image.removeKeyslot(path: path, secret: secret)
-            print("removed keyslot \(slot)")
+            format.done("removed keyslot \(slot)", [("keyslot", "\(slot)")])
         }
     }
 }

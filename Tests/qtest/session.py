@@ -138,7 +138,49 @@ def main(binary):
     secure_boot(binary)
     encrypted_image(binary)
     svsm_transport(binary)
+    bad_input(binary)
     print("qtest session: every check passed")
+
+def bad_input(binary):
+    """Every command given a wrong key, a damaged image, a malformed certificate, JSON with a
+    bad field, bad hex or a bad GUID: exit status 1, exactly one line on stderr naming the
+    problem, and the image byte for byte as it was."""
+    import hashlib
+    work = tempfile.mkdtemp(prefix="varstore-bad-")
+    image, key, wrong = (os.path.join(work, n) for n in ("vars.img", "key", "wrong"))
+    open(key, "wb").write(os.urandom(64))
+    open(wrong, "wb").write(os.urandom(64))
+    subprocess.run([binary, "create", image, "--size", "1M", "--key-file", key], check=True, capture_output=True)
+    subprocess.run([binary, "set", image, "Keep", "--guid", str(VENDOR), "--hex", "01", "--key-file", key], check=True)
+    damaged = os.path.join(work, "damaged.img")
+    raw = bytearray(open(image, "rb").read())
+    for offset in (0, 16384):
+        raw[offset] ^= 0xFF  # both LUKS2 magics
+    open(damaged, "wb").write(bytes(raw))
+    open(os.path.join(work, "garbage.pem"), "w").write("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
+    open(os.path.join(work, "bad.json"), "w").write('{"version": 2, "variables": [{"guid": "nope", "name": "A", "attr": 7, "data": "00"}]}')
+    digest = lambda path: hashlib.sha256(open(path, "rb").read()).hexdigest()
+    before, damaged_before = digest(image), digest(damaged)
+    cases = [
+        (["list", image, "--key-file", wrong], "no keyslot opens"),
+        (["list", damaged, "--key-file", key], "varstore list:"),
+        (["inspect", damaged], "not a LUKS2 image"),
+        (["set", image, "X", "--guid", str(VENDOR), "--hex", "0g", "--key-file", key], "hex"),
+        (["set", image, "X", "--guid", "not-a-guid", "--hex", "00", "--key-file", key], "not a GUID"),
+        (["set", image, "X", "--guid", str(VENDOR), "--hex", "00", "--key-file", wrong], "no keyslot opens"),
+        (["enroll", image, "--kek", os.path.join(work, "garbage.pem"), "--key-file", key], "malformed PEM"),
+        (["import", image, "--json", os.path.join(work, "bad.json"), "--key-file", key], "is not a GUID"),
+        (["delete", image, "Missing", "--guid", str(VENDOR), "--key-file", key], "EFI_NOT_FOUND"),
+        (["verify", image, "db", "--update", os.path.join(work, "bad.json"), "--key-file", key], "would be refused"),
+        (["rekey", image, "--key-file", wrong], "no keyslot opens"),
+        (["create", image, "--size", "1M", "--key-file", key], "already exists"),
+    ]
+    for args, expected in cases:
+        result = subprocess.run([binary, *args], capture_output=True, text=True)
+        lines = result.stderr.splitlines()
+        assert result.returncode == 1 and len(lines) == 1 and expected in lines[0], (args, result.returncode, result.stderr)
+    assert digest(image) == before and digest(damaged) == damaged_before
+    print(f"qtest session: {len(cases)} kinds of bad input each get one line and leave the image as it was")
 
 def svsm_transport(binary):
     """The `svsm` line command: an SVSM UEFI MM call (protocol 4, call 1) into the same
