@@ -51,7 +51,10 @@ public enum OVMFVarsFile {
                 throw FormatError("a variable at offset \(offset) runs past the store")
             }
             let dataStart = nameStart + Int(nameSize)
-            if state == 0x3F || state == 0x3E, case .success(let name) = VariableName.parse(data, at: nameStart, size: UInt64(nameSize)) {
+            if state == 0x3F || state == 0x3E {
+                guard case .success(let name) = VariableName.parse(data, at: nameStart, size: UInt64(nameSize)) else {
+                    throw FormatError("the variable at offset \(offset) has a malformed name")
+                }
                 let time = authenticated ? EFITime(bytes: data, at: offset + 16) : nil
                 let stored = VariableAttributes(rawValue: attributes)
                 let variable = Variable(key: VariableKey(guid: guid, name: name), attributes: stored,
