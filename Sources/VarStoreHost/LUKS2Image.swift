@@ -224,22 +224,10 @@ public enum LUKS2Image {
                                     minimumGeneration: minimumGeneration)
     }
 
-    /// Writes `variables` into `log` as they are (times and pins included), in as few durable
-    /// records as the record size allows, in order.
+    /// Writes `variables` into `log` as they are (times and pins included), in order, as one
+    /// commit: a power cut keeps all of them or none (a group of records, spec/storage.md).
     public static func provision(_ variables: [Variable], into log: HostJournal.ImageLog) throws {
-        var batch: [JournalChange] = []
-        var bytes = 0
-        for variable in variables {
-            let size = HostJournal.ImageLog.encodedSize(variable)
-            if !batch.isEmpty && bytes + size > HostJournal.ImageLog.maximumRecordPayload {
-                try log.commit(batch)
-                batch.removeAll()
-                bytes = 0
-            }
-            batch.append(.put(variable))
-            bytes += size
-        }
-        if !batch.isEmpty { try log.commit(batch) }
+        try log.commit(variables.map { .put($0) })
     }
 
     /// Moves `path` to a new random volume key without a window in which a power cut loses

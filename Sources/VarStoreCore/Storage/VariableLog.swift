@@ -161,22 +161,38 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
 
     // MARK: Commit
 
-    /// Makes `changes` durable as one record (compacting first if the log needs room); when
-    /// it returns, a power cut can no longer lose them.
+    /// Makes `changes` durable all together (compacting first if the log needs room); when it
+    /// returns, a power cut can no longer lose them. Changes that fit one record are one
+    /// record; more become a *group* of delta records (part i of n), which replay applies only
+    /// once every part is read, so a cut part-way through loses the whole group, never half.
     public func commit(_ changes: [JournalChange]) throws(StorageError) {
         guard !changes.isEmpty else { return }
-        var payload: [UInt8] = []
-        for change in changes { Self.encode(change, into: &payload) }
-        guard payload.count <= Self.maximumRecordPayload else { throw .full }
-        let sectors = Self.bucket(for: payload.count)
-        try adoptUnnamedCheckpoint()
-        if !fits([sectors, snapshotSectorsEstimate(after: changes)]) {
-            try compact()
-            guard fits([sectors]) else { throw .full }
+        // Parts break between changes; one change always fits a record.
+        var parts: [[UInt8]] = [[]]
+        for change in changes {
+            var encoded: [UInt8] = []
+            Self.encode(change, into: &encoded)
+            guard encoded.count <= Self.maximumRecordPayload else { throw .full }
+            if parts[parts.count - 1].count + encoded.count > Self.maximumRecordPayload { parts.append([]) }
+            parts[parts.count - 1] += encoded
         }
-        try rollingBack { () throws(StorageError) in
-            try appendRecord(kind: .delta, part: 0, of: 1, payload: payload, sectors: sectors)
-            try flush()
+        guard parts.count <= Int(UInt16.max) else { throw .full }
+        let sizes = parts.map { Self.bucket(for: $0.count) }
+        let snapshot = snapshotSectorsEstimate(after: changes)
+        try adoptUnnamedCheckpoint()
+        if !fits(sizes + [snapshot]) {
+            try compact()
+            // A group is as large as a state, so the room for the next snapshot is checked
+            // too: without it the log could fill up with no way to compact.
+            guard fits(parts.count == 1 ? sizes : sizes + [snapshot]) else { throw .full }
+        }
+        for (index, part) in parts.enumerated() {
+            // Each part is durable before the next; a failure rolls back only the failing
+            // part, leaving the group incomplete exactly as a power cut would.
+            try rollingBack { () throws(StorageError) in
+                try appendRecord(kind: .delta, part: index, of: parts.count, payload: part, sectors: sizes[index])
+                try flush()
+            }
         }
         for change in changes { apply(change) }
     }
@@ -405,6 +421,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
               let part = LittleEndian.load(UInt16.self, from: body, at: 34),
               let parts = LittleEndian.load(UInt16.self, from: body, at: 36),
               let length = LittleEndian.load(UInt32.self, from: body, at: 44),
+              part < parts,
               Int(length) <= body.count - Self.bodyHeaderBytes else { return nil }
         return Record(header: header, bytes: bytes, previous: Array(body[0..<32]), kind: kind, part: Int(part),
                       parts: Int(parts), changes: Array(body[Self.bodyHeaderBytes ..< Self.bodyHeaderBytes + Int(length)]))
@@ -423,6 +440,9 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         var snapshotParts: Int?
         // A later snapshot in the chain: where it starts, and how many parts have been seen.
         var later: (sector: UInt64, generation: UInt64, chainDigest: [UInt8], parts: Int, seen: Int)?
+        // A group of delta records being read: it applies only when its last part is read;
+        // a group the chain ends in (or a later record abandons) was cut by a power cut.
+        var group: (parts: Int, changes: [[UInt8]])?
         var wasted: UInt64 = 0
         var steps: UInt64 = 0
         while steps <= logSectors {
@@ -450,6 +470,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
                 // holds exactly the state the chain has reached, so it is not applied — a
                 // partial one must never replace the state. A complete one is remembered, to
                 // be named by the next superblock.
+                group = nil
                 if found.part == 0 {
                     later = (position, found.header.generation, digest, found.parts, 1)
                 } else if let seen = later, found.part == seen.seen, found.parts == seen.parts {
@@ -460,12 +481,19 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
                 if let complete = later, complete.seen == complete.parts {
                     unnamedCheckpoint = (complete.sector, complete.generation, complete.chainDigest)
                 }
-            } else {
-                do {
-                    try applyEncoded(found.changes)
-                } catch {
-                    throw .tampered("a record's changes do not decode")
+            } else if found.kind == .snapshot || found.parts == 1 {
+                group = nil
+                try apply(encoded: [found.changes])
+            } else if found.part == 0 {
+                group = (found.parts, [found.changes])
+            } else if let started = group, started.parts == found.parts, started.changes.count == found.part {
+                group?.changes.append(found.changes)
+                if found.part == found.parts - 1 {
+                    try apply(encoded: started.changes + [found.changes])
+                    group = nil
                 }
+            } else {
+                throw .tampered("a record group's parts are out of order")
             }
             generation = found.header.generation
             digest = chain(digest, found.bytes)
@@ -491,6 +519,16 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
             scan += 1
             if scan == logSectors { scan = 0 }
             if scan == head { break }
+        }
+    }
+
+    func apply(encoded parts: [[UInt8]]) throws(StorageError) {
+        for changes in parts {
+            do {
+                try applyEncoded(changes)
+            } catch {
+                throw .tampered("a record's changes do not decode")
+            }
         }
     }
 
