@@ -49,9 +49,9 @@ public struct Enrollment {
         if lower.hasSuffix(".esl") {
             list = bytes
         } else if let text = String(bytes: bytes, encoding: .utf8), text.contains("-----BEGIN CERTIFICATE-----") {
-            list = Self.x509List(try Self.derFromPEM(text, path: path))
+            list = Self.x509List(try Self.checkedCertificate(try Self.derFromPEM(text, path: path), path: path))
         } else if bytes.first == 0x30 {
-            list = Self.x509List(bytes)
+            list = Self.x509List(try Self.checkedCertificate(bytes, path: path))
         } else {
             throw Failure("\(path): not a certificate (PEM or DER), an .esl or an .auth file")
         }
@@ -67,7 +67,34 @@ public struct Enrollment {
         }
     }
 
+    /// `der` if it is exactly one X.509 certificate (nothing after it) with an RSA key, as
+    /// edk2 needs of an X.509 signature list's certificate; else a failure naming the file.
+    static func checkedCertificate(_ der: [UInt8], path: String) throws -> [UInt8] {
+        guard let length = derElementLength(der), length == der.count,
+              let facts = Libcrypto().certificateFacts(der[...]) else {
+            throw Failure("\(path): not an X.509 certificate (the DER does not parse as one)")
+        }
+        guard facts.hasRSAPublicKey else {
+            throw Failure("\(path): the certificate's key is not RSA (UEFI X.509 signature lists need an RSA key)")
+        }
+        return der
+    }
+
+    /// The length of the DER element at the start of `bytes` (tag, length, contents), if its
+    /// length field is well formed.
+    static func derElementLength(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 2 else { return nil }
+        let first = Int(bytes[1])
+        if first < 0x80 { return 2 + first }
+        let count = first & 0x7F
+        guard count >= 1, count <= 4, bytes.count >= 2 + count else { return nil }
+        let length = bytes[2 ..< 2 + count].reduce(0) { $0 << 8 | Int($1) }
+        return 2 + count + length
+    }
+
     static func derFromPEM(_ text: String, path: String) throws -> [UInt8] {
+        let count = text.components(separatedBy: "-----BEGIN CERTIFICATE-----").count - 1
+        guard count == 1 else { throw Failure("\(path): holds \(count) PEM certificates; give one per file") }
         guard let start = text.range(of: "-----BEGIN CERTIFICATE-----"),
               let end = text.range(of: "-----END CERTIFICATE-----", range: start.upperBound ..< text.endIndex),
               let der = Data(base64Encoded: String(text[start.upperBound ..< end.lowerBound]).filter { !$0.isWhitespace }) else {
@@ -91,18 +118,73 @@ public struct Enrollment {
     /// Microsoft's signature owner (in every Microsoft list).
     public static let microsoftOwner = EFIGUID(text: "77fa9abd-0359-4d32-bd60-28f4e78f784b")!
 
-    /// Generates PK, KEK and db test keys, writes `NAME.crt`, `NAME.der` and `NAME.key` for each
-    /// into `directory`, and adds their certificates.
-    public mutating func addTestKeys(writingTo directory: URL) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for (name, key) in [("PK", SecureBootVariable.pk), ("KEK", SecureBootVariable.kek), ("db", SecureBootVariable.db)] {
-            let identity = try SigningIdentity.generate(commonName: "varstore test \(name)")
-            try Data(identity.certificatePEM).write(to: directory.appendingPathComponent("\(name).crt"))
-            try Data(identity.certificateDER).write(to: directory.appendingPathComponent("\(name).der"))
-            let keyFile = directory.appendingPathComponent("\(name).key")
-            try Data(identity.privateKeyPEM).write(to: keyFile)
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile.path)
+    /// A generated test key: its variable, file stem and identity (certificate and key).
+    public struct TestKey {
+        public let stem: String
+        public let identity: SigningIdentity
+    }
+
+    /// The files `writeTestKeys` makes for each of PK, KEK and db.
+    public static let testKeyStems = ["PK", "KEK", "db"]
+    public static let testKeyExtensions = ["crt", "der", "key"]
+
+    /// Generates PK, KEK and db test keys and adds their certificates; nothing is written
+    /// (see `writeTestKeys`).
+    public mutating func addTestKeys() throws -> [TestKey] {
+        var keys: [TestKey] = []
+        for (stem, key) in zip(Self.testKeyStems, [SecureBootVariable.pk, SecureBootVariable.kek, SecureBootVariable.db]) {
+            let identity = try SigningIdentity.generate(commonName: "varstore test \(stem)")
             append(Self.x509List(identity.certificateDER), to: key)
+            keys.append(TestKey(stem: stem, identity: identity))
+        }
+        return keys
+    }
+
+    /// Refuses if any file `writeTestKeys` would make already exists in `directory`: keys are
+    /// never overwritten.
+    public static func checkTestKeysAbsent(in directory: URL) throws {
+        for stem in testKeyStems {
+            for ext in testKeyExtensions {
+                let path = directory.appendingPathComponent("\(stem).\(ext)").path
+                if FileManager.default.fileExists(atPath: path) { throw Failure("\(path) already exists; not overwriting keys") }
+            }
+        }
+    }
+
+    /// Writes `NAME.crt`, `NAME.der` and `NAME.key` for each key into `directory` (created if
+    /// needed). Each file is created exclusively (never overwriting), private keys with mode
+    /// 0600 from the start. On failure the files written so far are removed. Returns them.
+    @discardableResult
+    public static func writeTestKeys(_ keys: [TestKey], to directory: URL) throws -> [URL] {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var written: [URL] = []
+        do {
+            for key in keys {
+                for (ext, bytes, mode) in [("crt", key.identity.certificatePEM, 0o644), ("der", key.identity.certificateDER, 0o644),
+                                           ("key", key.identity.privateKeyPEM, 0o600)] as [(String, [UInt8], mode_t)] {
+                    let url = directory.appendingPathComponent("\(key.stem).\(ext)")
+                    try createExclusively(url, bytes, mode: mode)
+                    written.append(url)
+                }
+            }
+        } catch {
+            for url in written { try? FileManager.default.removeItem(at: url) }
+            throw error
+        }
+        return written
+    }
+
+    static func createExclusively(_ url: URL, _ bytes: [UInt8], mode: mode_t) throws {
+        let descriptor = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard descriptor >= 0 else { throw Failure("\(url.path): cannot create (\(String(cString: strerror(errno))))") }
+        defer { close(descriptor) }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
+        do {
+            try handle.write(contentsOf: bytes)
+            try handle.synchronize()
+        } catch {
+            unlink(url.path)
+            throw Failure("\(url.path): cannot write (\(error))")
         }
     }
 

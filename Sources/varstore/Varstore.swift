@@ -397,9 +397,14 @@ struct Sign: ParsableCommand {
 typealias ImageService = VariableService<Libcrypto, HostJournal.ImageLog>
 
 func imageService(_ log: HostJournal.ImageLog) -> ImageService {
+    VariableService(configuration: imageConfiguration(log), crypto: Libcrypto(), journal: log, variables: log.live.all)
+}
+
+/// The service configuration for an image: its non-volatile quota is what the store can hold.
+func imageConfiguration(_ log: HostJournal.ImageLog) -> ServiceConfiguration {
     var configuration = ServiceConfiguration()
     configuration.nonVolatileStorageSize = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
-    return VariableService(configuration: configuration, crypto: Libcrypto(), journal: log, variables: log.live.all)
+    return configuration
 }
 
 /// The name and vendor GUID a command names a variable by.
@@ -621,7 +626,7 @@ struct Import: ParsableCommand {
 struct Enroll: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Enroll Secure Boot keys (PK, KEK, db, dbx) into an image through the variable service.",
-        discussion: "Each FILE is a certificate (PEM or DER), an EFI_SIGNATURE_LIST (.esl) or a signed update (.auth). In setup mode lists are written with unsigned descriptors, KEK, db and dbx first and PK last; once PK exists only signed updates are accepted, exactly as for the guest.")
+        discussion: "Each FILE is a certificate (PEM or DER), an EFI_SIGNATURE_LIST (.esl) or a signed update (.auth). In setup mode lists are written with unsigned descriptors, KEK, db and dbx first and PK last; once PK exists only signed updates are accepted, exactly as for the guest. Everything is checked first and written as one commit: if any entry is refused, or --secure-boot would not hold, nothing is written. --test-keys never overwrites key files; private keys are created with mode 0600.")
 
     @Argument(help: "The image file.")
     var path: String
@@ -644,15 +649,21 @@ struct Enroll: ParsableCommand {
 
     func run() throws {
         try reporting("enroll") {
+            // Everything is read and checked before the image is touched, and the image gets
+            // every change or none (one commit at the end).
             var enrollment = Enrollment()
-            if let testKeys { try enrollment.addTestKeys(writingTo: URL(fileURLWithPath: testKeys)) }
+            let keyDirectory = testKeys.map { URL(fileURLWithPath: $0) }
+            if let keyDirectory { try Enrollment.checkTestKeysAbsent(in: keyDirectory) }
+            let generated = keyDirectory == nil ? [] : try enrollment.addTestKeys()
             if microsoft { try enrollment.addMicrosoft() }
             if let pk { try enrollment.add(file: pk, to: SecureBootVariable.pk) }
             for file in kek { try enrollment.add(file: file, to: SecureBootVariable.kek) }
             for file in db { try enrollment.add(file: file, to: SecureBootVariable.db) }
             for file in dbx { try enrollment.add(file: file, to: SecureBootVariable.dbx) }
             let log = try key.access(path).openStore()
-            let service = imageService(log)
+            let staged = StagedJournal(log)
+            let service = VariableService(configuration: imageConfiguration(log), crypto: Libcrypto(), journal: staged,
+                                          variables: log.live.all)
             let getsPK = enrollment.pk != nil || enrollment.signed.contains { $0.key == SecureBootVariable.pk }
             if secureBoot && service.secureBootMode.isSetupMode && !getsPK {
                 throw LUKS2Image.Failure("--secure-boot: nothing gives the image a PK (add --pk or --test-keys); nothing was written")
@@ -660,13 +671,26 @@ struct Enroll: ParsableCommand {
             let now = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date())
             let time = EFITime(year: UInt16(now.year!), month: UInt8(now.month!), day: UInt8(now.day!),
                                hour: UInt8(now.hour!), minute: UInt8(now.minute!), second: UInt8(now.second!))
-            try enrollment.apply(to: service, time: time)
+            do {
+                try enrollment.apply(to: service, time: time)
+            } catch {
+                throw LUKS2Image.Failure("\(describe(error)); nothing was written")
+            }
             if secureBoot && service.secureBootMode.isSetupMode {
-                throw LUKS2Image.Failure("--secure-boot: the image is still in setup mode")
+                throw LUKS2Image.Failure("--secure-boot: the image would still be in setup mode; nothing was written")
+            }
+            // The key files first (never overwriting), so an image never holds keys whose
+            // private halves were lost; they go again if the image cannot be written.
+            let written = try keyDirectory.map { try Enrollment.writeTestKeys(generated, to: $0) } ?? []
+            do {
+                try staged.finish()
+            } catch {
+                for url in written { try? FileManager.default.removeItem(at: url) }
+                throw error
             }
             let mode = service.secureBootMode.isSetupMode ? "setup mode" : "user mode (Secure Boot on at the next boot)"
             format.done("enrolled into \(path): \(mode)", [("secure_boot", service.secureBootMode.isSetupMode ? "false" : "true"),
-                                                           ("generation", "\(service.journal.generation)")])
+                                                           ("generation", "\(log.generation)")])
         }
     }
 }
@@ -884,7 +908,7 @@ struct Demo: ParsableCommand {
         let secret = (0 ..< 64).map { _ in UInt8.random(in: 0 ... 255) }
         let volumeKey = try LUKS2Image.create(path: path, size: 1 << 20, secret: .keyFile(secret))
         var enrollment = Enrollment()
-        try enrollment.addTestKeys(writingTo: directory.appendingPathComponent("keys"))
+        try Enrollment.writeTestKeys(try enrollment.addTestKeys(), to: directory.appendingPathComponent("keys"))
         try enrollment.addMicrosoft()
         try enrollment.apply(to: imageService(try LUKS2Image.openStore(path: path, volumeKey: volumeKey)),
                              time: EFITime(year: 2026, month: 1, day: 1))

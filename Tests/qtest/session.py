@@ -159,6 +159,21 @@ def bad_input(binary):
     open(damaged, "wb").write(bytes(raw))
     open(os.path.join(work, "garbage.pem"), "w").write("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
     open(os.path.join(work, "bad.json"), "w").write('{"version": 2, "variables": [{"guid": "nope", "name": "A", "attr": 7, "data": "00"}]}')
+    # A DER-looking file that is no certificate, an EC certificate (UEFI lists need RSA), a
+    # valid RSA certificate for KEK beside a PK list that is not one, and an import larger
+    # than the store: each must leave the image exactly as it was (nothing half-enrolled).
+    open(os.path.join(work, "garbage.der"), "wb").write(b"\x30\x82\x01\x00" + os.urandom(256))
+    run(work, "openssl", "req", "-new", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-subj", "/CN=ec/", "-keyout", "ec.key", "-out", "ec.crt")
+    run(work, "openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kek/",
+        "-keyout", "kek.key", "-out", "kek.crt")
+    open(os.path.join(work, "bad.esl"), "wb").write(os.urandom(60))
+    huge = {"version": 2, "variables": [{"guid": str(VENDOR), "name": f"Big{i}", "attr": 7, "data": "ab" * 30000}
+                                        for i in range(40)]}
+    json.dump(huge, open(os.path.join(work, "huge.json"), "w"))
+    taken = os.path.join(work, "taken")
+    os.mkdir(taken)
+    open(os.path.join(taken, "KEK.key"), "w").write("precious")
     digest = lambda path: hashlib.sha256(open(path, "rb").read()).hexdigest()
     before, damaged_before = digest(image), digest(damaged)
     cases = [
@@ -174,12 +189,21 @@ def bad_input(binary):
         (["verify", image, "db", "--update", os.path.join(work, "bad.json"), "--key-file", key], "would be refused"),
         (["rekey", image, "--key-file", wrong], "no keyslot opens"),
         (["create", image, "--size", "1M", "--key-file", key], "already exists"),
+        (["enroll", image, "--db", os.path.join(work, "garbage.der"), "--key-file", key], "not an X.509 certificate"),
+        (["enroll", image, "--db", os.path.join(work, "ec.crt"), "--key-file", key], "not RSA"),
+        (["enroll", image, "--kek", os.path.join(work, "kek.crt"), "--pk", os.path.join(work, "bad.esl"), "--key-file", key],
+         "nothing was written"),
+        (["enroll", image, "--kek", os.path.join(work, "kek.crt"), "--secure-boot", "--key-file", key], "nothing gives the image a PK"),
+        (["enroll", image, "--test-keys", taken, "--key-file", key], "not overwriting keys"),
+        (["import", image, "--json", os.path.join(work, "huge.json"), "--key-file", key], "full"),
     ]
     for args, expected in cases:
         result = subprocess.run([binary, *args], capture_output=True, text=True)
         lines = result.stderr.splitlines()
         assert result.returncode == 1 and len(lines) == 1 and expected in lines[0], (args, result.returncode, result.stderr)
+        assert digest(image) == before and digest(damaged) == damaged_before, args
     assert digest(image) == before and digest(damaged) == damaged_before
+    assert open(os.path.join(taken, "KEK.key")).read() == "precious" and sorted(os.listdir(taken)) == ["KEK.key"]
     print(f"qtest session: {len(cases)} kinds of bad input each get one line and leave the image as it was")
 
 def svsm_transport(binary):
@@ -279,6 +303,7 @@ def enrolled_image(binary, work, key):
                    check=True, capture_output=True)
     for name in ("PK", "KEK", "db"):
         assert os.path.exists(os.path.join(keys, name + ".key")) and os.path.exists(os.path.join(keys, name + ".crt"))
+        assert os.stat(os.path.join(keys, name + ".key")).st_mode & 0o777 == 0o600
     q = QTest(binary, "--image", image, "--key-file", key)
     init(q)
     assert get_variable(q, "SecureBoot", guid=GLOBAL) == (0, 6, b"\x01")

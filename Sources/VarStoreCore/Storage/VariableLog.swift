@@ -181,6 +181,11 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         let snapshot = snapshotSectorsEstimate(after: changes)
         try adoptUnnamedCheckpoint()
         if !fits(sizes + [snapshot]) {
+            // A group that could not fit even after compacting is refused before the
+            // compaction, so a refused import leaves the image byte for byte as it was.
+            if parts.count > 1, snapshotSectorsEstimate(after: []) + sizes.reduce(0, +) + snapshot > logSectors {
+                throw .full
+            }
             try compact()
             // A group is as large as a state, so the room for the next snapshot is checked
             // too: without it the log could fill up with no way to compact.
