@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the example images in images/ (new random keys every time):
-#   blank.img                  an encrypted 512 KiB image with an empty store; key: blank.key
+#   blank.img                  an encrypted 512 KiB image with an empty store and room for
+#                              one keyslot only (kept small; `create` adds a spare by default); key: blank.key
 #   secureboot.img             512 KiB, enrolled with fresh test keys (PK, KEK, db) and
 #                              Microsoft's keys, in user mode; key: secureboot.key;
 #                              test keys (certificates and private keys): secureboot-keys/
@@ -15,8 +16,8 @@ fi
 cd "$root/images"
 rm -rf blank.img blank.key secureboot.img secureboot.key secureboot-keys
 head -c 64 /dev/urandom > blank.key
-"$varstore" create blank.img --size 512K --key-file blank.key
+"$varstore" create blank.img --size 512K --keyslots 1 --key-file blank.key
 head -c 64 /dev/urandom > secureboot.key
-"$varstore" create secureboot.img --size 512K --key-file secureboot.key
+"$varstore" create secureboot.img --size 512K --keyslots 1 --key-file secureboot.key
 "$varstore" enroll secureboot.img --key-file secureboot.key --microsoft --test-keys secureboot-keys --secure-boot
 "$varstore" list secureboot.img --key-file secureboot.key

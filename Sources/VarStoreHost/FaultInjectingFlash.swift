@@ -126,6 +126,7 @@ public final class FileFlash: Flash {
     public private(set) var bytesWritten: UInt64 = 0
 
     public init(path: String, sectorSize: Int = 512) throws {
+        try ImageLock.hold(path)
         guard let handle = FileHandle(forUpdatingAtPath: path) else {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path])
         }

@@ -30,30 +30,82 @@ public enum LUKS2Image {
         case keyFile([UInt8])
         case passphrase([UInt8])
 
-        var bytes: [UInt8] {
+        public var bytes: [UInt8] {
             switch self {
             case .keyFile(let bytes), .passphrase(let bytes): return bytes
+            }
+        }
+
+        /// The derivation an image's own keyslot for this secret gets.
+        var derivation: KeyDerivation {
+            switch self {
+            case .keyFile: return .keyFile
+            case .passphrase: return .passphrase
             }
         }
     }
 
     public static let passphraseIterations: UInt32 = 600_000
+    /// LUKS2's keyslot numbers run 0 … 31.
+    public static let maximumKeyslots = 32
+
+    /// How a keyslot turns its secret into the key that unwraps the volume key (libcryptsetup's
+    /// crypt_pbkdf_type: "pbkdf2" with `iterations`, or "argon2id"/"argon2i" with time cost
+    /// `iterations`, `memoryKiB` and `threads`).
+    public struct KeyDerivation: Equatable, Sendable {
+        public var type: String
+        public var iterations: UInt32
+        public var memoryKiB: UInt32 = 0
+        public var threads: UInt32 = 0
+
+        /// Key files are random: cryptsetup's minimum PBKDF2 count suffices, and an SVSM can
+        /// open the slot cheaply.
+        public static let keyFile = KeyDerivation(type: "pbkdf2", iterations: 1000)
+        public static let passphrase = KeyDerivation(type: "pbkdf2", iterations: passphraseIterations)
+        /// For administrators' passphrases (recovery, `keyslot add`): memory-hard.
+        public static let argon2id = KeyDerivation(type: "argon2id", iterations: 4, memoryKiB: 65536, threads: 1)
+    }
+
+    /// One keyslot to make: which number (nil: the first free), its secret and derivation.
+    public struct KeyslotPlan {
+        public var slot: Int?
+        public var secret: [UInt8]
+        public var derivation: KeyDerivation
+        public init(slot: Int? = nil, secret: [UInt8], derivation: KeyDerivation) {
+            self.slot = slot
+            self.secret = secret
+            self.derivation = derivation
+        }
+    }
 
     /// Creates `path` (which must not exist) as a LUKS2 image of `size` bytes: aes-xts-plain64
     /// with a random 512-bit volume key and 512-byte sectors, a PBKDF2 keyslot for `secret`,
-    /// optionally an Argon2id recovery keyslot, and an empty variable store. Returns the
-    /// volume key.
+    /// optionally an Argon2id recovery keyslot, and an empty variable store. The keyslot area
+    /// has room for `keyslotRoom` slots (default: just those made; `keyslot add` needs a spare).
+    /// Returns the volume key.
     @discardableResult
     public static func create(path: String, size: UInt64, secret: Secret,
-                              recoveryPassphrase: [UInt8]? = nil) throws -> [UInt8] {
+                              recoveryPassphrase: [UInt8]? = nil, keyslotRoom: Int? = nil) throws -> [UInt8] {
+        var plans = [KeyslotPlan(secret: secret.bytes, derivation: secret.derivation)]
+        if let recoveryPassphrase { plans.append(KeyslotPlan(secret: recoveryPassphrase, derivation: .argon2id)) }
+        return try create(path: path, size: size, keyslots: plans, keyslotRoom: keyslotRoom ?? plans.count)
+    }
+
+    /// Creates an image with the keyslots `plans` describes (in that order; the first must
+    /// name a free or no slot) and room for `keyslotRoom`; the store's generations start after
+    /// `afterGeneration`. Returns the volume key.
+    static func create(path: String, size: UInt64, keyslots plans: [KeyslotPlan], keyslotRoom: Int,
+                       afterGeneration: UInt64 = 0) throws -> [UInt8] {
         guard !FileManager.default.fileExists(atPath: path) else { throw Failure("\(path) already exists; not overwriting it") }
-        let keyslots = recoveryPassphrase == nil ? 1 : 2
-        let offset = dataOffset(keyslots: keyslots)
+        guard !plans.isEmpty, keyslotRoom >= plans.count, keyslotRoom <= maximumKeyslots else {
+            throw Failure("room for \(keyslotRoom) keyslots cannot hold \(plans.count) (at most \(maximumKeyslots))")
+        }
+        let offset = dataOffset(keyslots: keyslotRoom)
         guard size >= minimumImageBytes, size % 4096 == 0 else {
             throw Failure("the image size must be a multiple of 4096 bytes, at least \(minimumImageBytes)")
         }
         guard size >= offset + 64 << 10 else {
-            throw Failure("\(size) bytes leave too little room after the LUKS2 metadata (\(offset) bytes)")
+            throw Failure("\(size) bytes leave too little room after the LUKS2 metadata for \(keyslotRoom) keyslots (\(offset) bytes)")
         }
         guard FileManager.default.createFile(atPath: path, contents: nil) else { throw Failure("cannot create \(path)") }
         var created = false
@@ -63,50 +115,35 @@ public enum LUKS2Image {
         try handle.close()
 
         let device = try Device(path: path)
-        try check(crypt_set_metadata_size(device.handle, metadataBytes, UInt64(keyslots) * keyslotBytes), "metadata size")
+        try check(crypt_set_metadata_size(device.handle, metadataBytes, UInt64(keyslotRoom) * keyslotBytes), "metadata size")
         try check(crypt_set_data_offset(device.handle, offset / 512), "data offset")
-        let secretBytes = secret.bytes
-        var iterations: UInt32 = 1000
-        if case .passphrase = secret { iterations = passphraseIterations }
-        try withPBKDF("pbkdf2", iterations: iterations, memory: 0) { pbkdf in
+        try withPBKDF(plans[0].derivation) { pbkdf in
             var params = crypt_params_luks2()
             params.pbkdf = pbkdf
             params.sector_size = 512
             try check(crypt_format(device.handle, "LUKS2", "aes", "xts-plain64", nil, nil, volumeKeyBytes, &params), "format")
-            try check(crypt_set_pbkdf_type(device.handle, pbkdf), "keyslot KDF")
-            var key = [CChar](repeating: 0, count: volumeKeyBytes)
-            var keySize = volumeKeyBytes
-            try check(crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, &key, &keySize, nil, 0), "volume key")
-            try secretBytes.withUnsafeBufferPointer { pass in
-                try pass.withMemoryRebound(to: CChar.self) { chars in
-                    try check(crypt_keyslot_add_by_volume_key(device.handle, CRYPT_ANY_SLOT, key, keySize,
-                                                              chars.baseAddress, chars.count), "keyslot")
-                }
-            }
         }
-        if let recoveryPassphrase {
-            try withPBKDF("argon2id", iterations: 4, memory: 65536) { pbkdf in
-                try check(crypt_set_pbkdf_type(device.handle, pbkdf), "recovery KDF")
-                let volumeKey = try Self.volumeKey(device: device, secret: secretBytes)
-                try recoveryPassphrase.withUnsafeBufferPointer { pass in
+        // Just formatted: libcryptsetup still holds the new volume key, no keyslot needed.
+        var key = [CChar](repeating: 0, count: volumeKeyBytes)
+        var keySize = volumeKeyBytes
+        try check(crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, &key, &keySize, nil, 0), "volume key")
+        for plan in plans {
+            try withPBKDF(plan.derivation) { pbkdf in
+                try check(crypt_set_pbkdf_type(device.handle, pbkdf), "keyslot KDF")
+                try plan.secret.withUnsafeBufferPointer { pass in
                     try pass.withMemoryRebound(to: CChar.self) { chars in
-                        try volumeKey.withUnsafeBufferPointer { key in
-                            try key.withMemoryRebound(to: CChar.self) { keyChars in
-                                try check(crypt_keyslot_add_by_volume_key(device.handle, CRYPT_ANY_SLOT, keyChars.baseAddress,
-                                                                          keyChars.count, chars.baseAddress, chars.count),
-                                          "recovery keyslot")
-                            }
-                        }
+                        try check(crypt_keyslot_add_by_volume_key(device.handle, Int32(plan.slot ?? Int(CRYPT_ANY_SLOT)), key,
+                                                                  keySize, chars.baseAddress, chars.count), "keyslot")
                     }
                 }
             }
         }
-        let volumeKey = try Self.volumeKey(device: device, secret: secretBytes)
+        let volumeKey = try Self.volumeKey(device: device, secret: plans[0].secret)
         device.close()
 
         // The empty store, written through the core's own reader: the header libcryptsetup
         // wrote must satisfy it.
-        _ = try openStore(path: path, volumeKey: volumeKey, format: true)
+        _ = try openStore(path: path, volumeKey: volumeKey, format: true, afterGeneration: afterGeneration)
         created = true
         return volumeKey
     }
@@ -142,13 +179,13 @@ public enum LUKS2Image {
         let device = try Device(path: path)
         defer { device.close() }
         try check(crypt_load(device.handle, "LUKS2", nil), "load")
-        let kdf: (String, UInt32, UInt32)
+        let derivation: KeyDerivation
         switch new {
-        case .keyFile: kdf = ("pbkdf2", 1000, 0)
-        case .passphrase: kdf = ("argon2id", 4, 65536)
+        case .keyFile: derivation = .keyFile
+        case .passphrase: derivation = .argon2id
         }
         var slot: Int32 = -1
-        try withPBKDF(kdf.0, iterations: kdf.1, memory: kdf.2) { pbkdf in
+        try withPBKDF(derivation) { pbkdf in
             try check(crypt_set_pbkdf_type(device.handle, pbkdf), "keyslot KDF")
             let old = existing.bytes, fresh = new.bytes
             slot = old.withUnsafeBufferPointer { o in
@@ -212,13 +249,14 @@ public enum LUKS2Image {
     /// Opens (or, for a new image, formats) the variable store in `path` with the core's
     /// reader: LUKS2 header, key check, XTS segment, log.
     public static func openStore(path: String, volumeKey: [UInt8], minimumGeneration: UInt64 = 0,
-                                 format: Bool = false) throws -> HostJournal.ImageLog {
+                                 format: Bool = false, afterGeneration: UInt64 = 0) throws -> HostJournal.ImageLog {
         var flash = try FileFlash(path: path)
         let crypto = Libcrypto()
         let header = try LUKS2Header.read(from: &flash, crypto: crypto)
         let segment = try EncryptedSegment(device: flash, header: header, volumeKey: volumeKey, crypto: crypto)
         if format {
-            return try VariableLog.format(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid)
+            return try VariableLog.format(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid,
+                                          afterGeneration: afterGeneration)
         }
         return try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid,
                                     minimumGeneration: minimumGeneration)
@@ -232,22 +270,75 @@ public enum LUKS2Image {
 
     /// Moves `path` to a new random volume key without a window in which a power cut loses
     /// the variables: a complete new image is written beside it, made durable, then renamed
-    /// over it (atomic on POSIX file systems). Only the keyslot `secret` opens is carried
-    /// over; others must be added again. `progress` hears each slow step.
-    public static func rekey(path: String, secret: Secret, newSecret: Secret? = nil, progress: (String) -> Void = { _ in }) throws {
-        progress("opening the image (deriving the key from the keyslot)")
-        let oldKey = try volumeKey(path: path, secret: secret.bytes)
+    /// over it (atomic on POSIX file systems).
+    ///
+    /// Every keyslot is carried over, with its number and key derivation, so each of `secrets`
+    /// must open a different keyslot; the first may get `newSecret` instead. Unless
+    /// `dropOthers`, a keyslot none of them opens is refused before anything is written (its
+    /// secret cannot re-wrap the new key). The new image has the old one's size, keyslot room,
+    /// mode and owner, and its store generation continues past the old one's, so a rollback
+    /// anchor accepts it. `progress` hears each slow step.
+    public static func rekey(path: String, secrets: [Secret], newSecret: Secret? = nil, dropOthers: Bool = false,
+                             progress: (String) -> Void = { _ in }) throws {
+        guard !secrets.isEmpty else { throw Failure("rekey needs the secret of a keyslot") }
+        progress("opening the image (deriving the key of each keyslot given)")
+        let device = try Device(path: path)
+        try check(crypt_load(device.handle, "LUKS2", nil), "load")
+        var plans: [KeyslotPlan] = []
+        var oldKey: [UInt8] = []
+        for (index, secret) in secrets.enumerated() {
+            let (slot, key) = try openKeyslot(device: device, secret: secret.bytes)
+            guard !plans.contains(where: { $0.slot == slot }) else { throw Failure("two of the secrets given open keyslot \(slot)") }
+            var pbkdf = crypt_pbkdf_type()
+            try check(crypt_keyslot_get_pbkdf(device.handle, Int32(slot), &pbkdf), "keyslot \(slot) KDF")
+            var derivation = KeyDerivation(type: pbkdf.type.map { String(cString: $0) } ?? "pbkdf2", iterations: pbkdf.iterations,
+                                           memoryKiB: pbkdf.max_memory_kb, threads: pbkdf.parallel_threads)
+            var bytes = secret.bytes
+            if index == 0, let newSecret {
+                bytes = newSecret.bytes
+                derivation = newSecret.derivation
+            }
+            plans.append(KeyslotPlan(slot: slot, secret: bytes, derivation: derivation))
+            if index == 0 { oldKey = key }
+        }
+        let active = activeKeyslots(device)
+        let left = active.filter { slot in !plans.contains { $0.slot == slot } }
+        if !left.isEmpty && !dropOthers {
+            throw Failure("keyslot\(left.count == 1 ? "" : "s") \(left.map(String.init).joined(separator: ", ")) would be lost: "
+                          + "give each one's secret too, or drop them explicitly")
+        }
+        var metadata: UInt64 = 0, keyslotArea: UInt64 = 0
+        try check(crypt_get_metadata_size(device.handle, &metadata, &keyslotArea), "metadata size")
+        let room = max(Int(keyslotArea / keyslotBytes), plans.count)
+        device.close()
+
         let old = try openStore(path: path, volumeKey: oldKey)
         let size = old.device.device.size
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw Failure("cannot stat \(path)") }
         let temporary = path + ".rekey"
+        // A leftover of an interrupted rekey: only ever a copy; the image itself is intact.
         try? FileManager.default.removeItem(atPath: temporary)
         progress("creating the new image (new volume key, keyslot key derivation)")
-        let newKey = try create(path: temporary, size: size, secret: newSecret ?? secret)
+        let newKey = try create(path: temporary, size: size, keyslots: plans, keyslotRoom: room,
+                                afterGeneration: old.generation)
         do {
             let fresh = try openStore(path: temporary, volumeKey: newKey)
             progress("copying \(old.live.count) variables")
             try provision(old.live.all, into: fresh)
-            guard fresh.live.all == old.live.all else { throw Failure("the copy does not match the original") }
+            guard fresh.live.all == old.live.all, fresh.generation > old.generation else {
+                throw Failure("the copy does not match the original")
+            }
+            // The old file's mode and owner, so whoever ran the VM can still open it.
+            guard chmod(temporary, status.st_mode & 0o7777) == 0 else {
+                throw Failure("cannot give the new image mode \(String(status.st_mode & 0o7777, radix: 8))")
+            }
+            var newStatus = stat()
+            if stat(temporary, &newStatus) == 0, newStatus.st_uid != status.st_uid || newStatus.st_gid != status.st_gid {
+                guard chown(temporary, status.st_uid, status.st_gid) == 0 else {
+                    throw Failure("cannot give the new image the old owner \(status.st_uid):\(status.st_gid) (\(String(cString: strerror(errno))))")
+                }
+            }
             let handle = try FileHandle(forUpdating: URL(fileURLWithPath: temporary))
             try handle.synchronize()
             try handle.close()
@@ -256,12 +347,43 @@ public enum LUKS2Image {
             throw error
         }
         progress("replacing the image")
-        guard rename(temporary, path) == 0 else { throw Failure("cannot rename \(temporary) over \(path)") }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw Failure("cannot rename \(temporary) over \(path) (\(reason)); the old image is unchanged")
+        }
         let directory = (path as NSString).deletingLastPathComponent
         let descriptor = open(directory.isEmpty ? "." : directory, O_RDONLY)
-        if descriptor >= 0 {
-            fsync(descriptor)
-            close(descriptor)
+        guard descriptor >= 0, fsync(descriptor) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if descriptor >= 0 { close(descriptor) }
+            throw Failure("the new image replaced the old one, but the directory could not be synced (\(reason)): "
+                          + "run sync before relying on it")
+        }
+        close(descriptor)
+    }
+
+    /// The keyslot `secret` opens and the volume key it gives.
+    static func openKeyslot(device: Device, secret: [UInt8]) throws -> (slot: Int, key: [UInt8]) {
+        var key = [UInt8](repeating: 0, count: volumeKeyBytes)
+        var size = volumeKeyBytes
+        let slot = secret.withUnsafeBufferPointer { pass in
+            pass.withMemoryRebound(to: CChar.self) { chars in
+                key.withUnsafeMutableBufferPointer { out in
+                    out.withMemoryRebound(to: CChar.self) { outChars in
+                        crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, outChars.baseAddress, &size, chars.baseAddress, chars.count)
+                    }
+                }
+            }
+        }
+        guard slot >= 0 else { throw Failure("no keyslot opens with this key (wrong key or passphrase)") }
+        return (Int(slot), Array(key[0..<size]))
+    }
+
+    static func activeKeyslots(_ device: Device) -> [Int] {
+        (0 ..< Int(crypt_keyslot_max("LUKS2"))).filter {
+            let status = crypt_keyslot_status(device.handle, Int32($0))
+            return status == CRYPT_SLOT_ACTIVE || status == CRYPT_SLOT_ACTIVE_LAST
         }
     }
 
@@ -270,6 +392,9 @@ public enum LUKS2Image {
     final class Device {
         var handle: OpaquePointer?
         init(path: String) throws {
+            try ImageLock.hold(path)
+            // Our own lock covers the file (ImageLock); libcryptsetup's would wait on it.
+            crypt_metadata_locking(nil, 0)
             var device: OpaquePointer?
             guard crypt_init(&device, path) == 0, let device else { throw Failure("cannot open \(path) with libcryptsetup") }
             // Its advice ("keyslots area is very small") is for disks; our small metadata is
@@ -288,16 +413,15 @@ public enum LUKS2Image {
         guard result >= 0 else { throw Failure("libcryptsetup: \(what) failed (\(String(cString: strerror(-result))))") }
     }
 
-    static func withPBKDF(_ type: String, iterations: UInt32, memory: UInt32,
-                          _ body: (UnsafePointer<crypt_pbkdf_type>) throws -> Void) throws {
-        try type.withCString { typeName in
+    static func withPBKDF(_ derivation: KeyDerivation, _ body: (UnsafePointer<crypt_pbkdf_type>) throws -> Void) throws {
+        try derivation.type.withCString { typeName in
             try "sha256".withCString { hash in
                 var pbkdf = crypt_pbkdf_type()
                 pbkdf.type = typeName
                 pbkdf.hash = hash
-                pbkdf.iterations = iterations
-                pbkdf.max_memory_kb = memory
-                pbkdf.parallel_threads = memory > 0 ? 1 : 0
+                pbkdf.iterations = derivation.iterations
+                pbkdf.max_memory_kb = derivation.memoryKiB
+                pbkdf.parallel_threads = derivation.memoryKiB > 0 ? max(derivation.threads, 1) : 0
                 pbkdf.flags = 1 << 1  // CRYPT_PBKDF_NO_BENCHMARK
                 try withUnsafePointer(to: &pbkdf) { try body($0) }
             }

@@ -2,8 +2,8 @@ import Foundation
 import VarStoreCore
 
 /// edk2's firmware-volume variable store, as in OVMF_VARS.fd (MdeModulePkg
-/// Include/Guid/VariableFormat.h, PiFirmwareVolume.h): read for `varstore import --ovmf-vars`,
-/// written (into a template's layout) for `varstore export --ovmf-vars`.
+/// Include/Guid/VariableFormat.h, PiFirmwareVolume.h): read for `varstore import`,
+/// written (into a template's layout) for `varstore export --template`.
 ///
 ///     EFI_FIRMWARE_VOLUME_HEADER   FvLength u64 @0x20, "_FVH" @0x28, HeaderLength u16 @0x30
 ///     VARIABLE_STORE_HEADER        Signature GUID (authenticated aaf32c78-… or plain ddcf3616-…),
@@ -108,7 +108,8 @@ public enum OVMFVarsFile {
     }
 
     /// `variables` written into the variable store of `template` (an OVMF_VARS.fd whose
-    /// firmware-volume header, fault-tolerant-write areas and size are kept), in the
+    /// firmware-volume header, size and FTW working-block header are kept, its write queue
+    /// erased), in the
     /// authenticated format, each VAR_ADDED, the rest of the store erased (0xFF). Signer pins
     /// travel in edk2's certdb, rebuilt from the variables when any has one.
     public static func render(_ variables: [Variable], template: [UInt8]) throws -> [UInt8] {
@@ -159,6 +160,31 @@ public enum OVMFVarsFile {
         var out = template
         let start = store + 28
         out.replaceSubrange(start ..< store + Int(storeSize), with: body + [UInt8](repeating: 0xFF, count: Int(storeSize) - 28 - body.count))
+        eraseWriteQueue(&out, after: store + Int(storeSize))
         return out
+    }
+
+    /// EDKII_WORKING_BLOCK_SIGNATURE_GUID: the fault-tolerant-write working block's header.
+    static let workingBlockSignature = EFIGUID(text: "9e58292b-7c68-497d-a0ce-6500fd9f1b95")!
+
+    /// Erases the write queue of the FTW working block that follows the variable store
+    /// (EFI_FAULT_TOLERANT_WORKING_BLOCK_HEADER: Signature GUID, Crc u32, valid/invalid bits
+    /// u8, reserved [3], WriteQueueSize u64; the queue follows its 32 bytes). A write the
+    /// template's firmware left in flight there would make edk2's FTW driver copy the spare
+    /// block over the variable store at the next boot, replacing the exported variables. The
+    /// header (and so its CRC) is kept; an erased queue (0xFF) holds no write records.
+    static func eraseWriteQueue(_ out: inout [UInt8], after storeEnd: Int) {
+        let signature = workingBlockSignature.wireBytes
+        var at = (storeEnd + 7) & ~7
+        while at + 32 <= out.count {
+            if out[at] == signature[0], Array(out[at ..< at + 16]) == signature {
+                guard let queueSize = LittleEndian.load(UInt64.self, from: out, at: at + 24),
+                      queueSize <= UInt64(out.count - (at + 32)) else { return }
+                let queue = at + 32
+                out.replaceSubrange(queue ..< queue + Int(queueSize), with: [UInt8](repeating: 0xFF, count: Int(queueSize)))
+                return
+            }
+            at += 8
+        }
     }
 }

@@ -168,8 +168,9 @@ struct ImageAccess {
     var passphraseFile: String?
     var volumeKeyFile: String?
 
-    /// The keyslot secret given, if any.
-    func secret() throws -> LUKS2Image.Secret? {
+    /// The keyslot secret given, if any. A passphrase typed for a new keyslot (`confirming`)
+    /// is asked twice and must match.
+    func secret(confirming: Bool = false) throws -> LUKS2Image.Secret? {
         if let keyFile { return .keyFile([UInt8](try Data(contentsOf: URL(fileURLWithPath: keyFile)))) }
         if let passphraseFile {
             var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: passphraseFile)))
@@ -178,7 +179,14 @@ struct ImageAccess {
         }
         // On a terminal, ask (the passphrase is not echoed).
         if volumeKeyFile == nil, isatty(0) == 1, let path, let entered = getpass("Passphrase for \(path): ") {
-            return .passphrase(Array(String(cString: entered).utf8))
+            let passphrase = Array(String(cString: entered).utf8)
+            if confirming {
+                guard !passphrase.isEmpty else { throw ValidationError("an empty passphrase is not allowed") }
+                guard let again = getpass("Again: "), Array(String(cString: again).utf8) == passphrase else {
+                    throw ValidationError("the passphrases do not match; nothing was created")
+                }
+            }
+            return .passphrase(passphrase)
         }
         return nil
     }
@@ -192,9 +200,10 @@ struct ImageAccess {
         }
     }
 
-    func openStore(minimumGeneration: UInt64 = 0) throws -> HostJournal.ImageLog {
+    /// Opens the store, with `volumeKey` if one was already derived (so a terminal asks once).
+    func openStore(minimumGeneration: UInt64 = 0, volumeKey known: [UInt8]? = nil) throws -> HostJournal.ImageLog {
         guard let path else { throw ValidationError("no --image given") }
-        guard let key = try volumeKey() else {
+        guard let key = try known ?? volumeKey() else {
             throw ValidationError("the image needs --key-file, --passphrase-file or --volume-key-file")
         }
         return try LUKS2Image.openStore(path: path, volumeKey: key, minimumGeneration: minimumGeneration)
@@ -240,12 +249,15 @@ struct Create: ParsableCommand {
     var path: String
 
     @Option(help: "Image size in bytes (K, M and G suffixes allowed); at least 512K.")
-    var size: String = "1M"
+    var size: String = "2M"
 
     @OptionGroup var key: KeyOptions
 
     @Option(name: .customLong("recovery-passphrase-file"), help: "Also add an Argon2id keyslot for administrators.")
     var recoveryPassphraseFile: String?
+
+    @Option(help: "Room for this many keyslots in all (default: those created plus one spare, so `keyslot add` can rotate a secret). Each takes 252 KiB of the image.")
+    var keyslots: Int?
 
     @Flag(help: "Print the result as JSON.")
     var json = false
@@ -254,21 +266,25 @@ struct Create: ParsableCommand {
         guard let bytes = parseSize(size) else { throw ValidationError("bad --size '\(size)'") }
         guard key.volumeKeyFile == nil else { throw ValidationError("create makes its own volume key; give --key-file or --passphrase-file") }
         try reporting("create") {
-            guard let secret = try key.access(path).secret() else { throw ValidationError("create needs --key-file or --passphrase-file") }
-            var recovery: [UInt8]?
-            if let recoveryPassphraseFile {
-                var text = [UInt8](try Data(contentsOf: URL(fileURLWithPath: recoveryPassphraseFile)))
-                if text.last == 0x0A { text.removeLast() }
-                recovery = text
+            guard !FileManager.default.fileExists(atPath: path) else { throw LUKS2Image.Failure("\(path) already exists; not overwriting it") }
+            guard let secret = try key.access(path).secret(confirming: true) else {
+                throw ValidationError("create needs --key-file or --passphrase-file")
+            }
+            let recovery = try recoveryPassphraseFile.map { try readSecret($0, passphrase: true) }
+            let made = recovery == nil ? 1 : 2
+            let room = keyslots ?? made + 1
+            guard room >= made, room <= LUKS2Image.maximumKeyslots else {
+                throw ValidationError("--keyslots must be \(made) … \(LUKS2Image.maximumKeyslots)")
             }
             progress("create", "formatting LUKS2 and deriving the keyslot key" + (recovery == nil ? "" : "s (Argon2id takes a while)"))
-            let volumeKey = try LUKS2Image.create(path: path, size: bytes, secret: secret, recoveryPassphrase: recovery)
+            let volumeKey = try LUKS2Image.create(path: path, size: bytes, secret: secret, recoveryPassphrase: recovery,
+                                                  keyslotRoom: room)
             let log = try LUKS2Image.openStore(path: path, volumeKey: volumeKey)
             let capacity = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
             if json {
-                print("{\"image\": \"\(path)\", \"size\": \(bytes), \"segment_bytes\": \(log.device.size), \"capacity_bytes\": \(capacity), \"generation\": \(log.generation)}")
+                print("{\"image\": \(jsonString(path)), \"size\": \(bytes), \"keyslot_room\": \(room), \"segment_bytes\": \(log.device.size), \"capacity_bytes\": \(capacity), \"generation\": \(log.generation)}")
             } else {
-                print("created \(path): \(bytes) bytes, data segment \(log.device.size) bytes, room for \(capacity) bytes of non-volatile variables")
+                print("created \(path): \(bytes) bytes, room for \(room) keyslots, data segment \(log.device.size) bytes, room for \(capacity) bytes of non-volatile variables")
             }
         }
     }
@@ -301,8 +317,8 @@ struct Inspect: ParsableCommand {
                 ("keyslots", keyslots.map { "\($0.slot):\($0.kdf)" }.joined(separator: ",")),
             ]
             let options = key.access(path)
-            if try options.volumeKey() != nil {
-                let log = try options.openStore()
+            if let volumeKey = try options.volumeKey() {
+                let log = try options.openStore(volumeKey: volumeKey)
                 let capacity = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
                 let used = log.live.all.reduce(UInt64(0)) { $0 + 60 + UInt64($1.name.wireSize) + UInt64($1.data.count) }
                 facts += [
@@ -560,33 +576,33 @@ struct Delete: ParsableCommand {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write an image's non-volatile variables as QEMU uefi-vars JSON v2, or as an OVMF_VARS.fd.")
+        abstract: "Write an image's non-volatile variables as QEMU uefi-vars JSON v2, or as an OVMF_VARS.fd.",
+        discussion: "With --template the output is an edk2 OVMF_VARS.fd in the template's layout (its firmware-volume header and size; the FTW write queue is erased so the firmware replays nothing over the store); otherwise QEMU's JSON. The file is replaced atomically.")
 
     @Argument(help: "The image file.")
     var path: String
+    @Argument(help: "The file to write.")
+    var output: String
     @OptionGroup var key: KeyOptions
-    @Option(help: "The JSON file to write (atomically).")
-    var json: String?
-    @Option(name: .customLong("ovmf-vars"), help: "The OVMF_VARS.fd to write (needs --template).")
-    var ovmfVars: String?
-    @Option(help: "An OVMF_VARS.fd whose layout (size, firmware-volume header, FTW areas) the export takes.")
+    @Option(help: "Write an OVMF_VARS.fd in this template's layout (e.g. /usr/share/OVMF/OVMF_VARS_4M.fd).")
     var template: String?
-
-    func validate() throws {
-        guard (json == nil) != (ovmfVars == nil) else { throw ValidationError("give one of --json and --ovmf-vars") }
-        if ovmfVars != nil && template == nil { throw ValidationError("--ovmf-vars needs --template (e.g. /usr/share/OVMF/OVMF_VARS_4M.fd)") }
-    }
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("export") {
             let log = try key.access(path).openStore()
-            if let json {
-                try QEMUJSONStore.save(log.live.all, to: URL(fileURLWithPath: json))
-            } else if let ovmfVars, let template {
+            let kind: String
+            if let template {
                 let bytes = try OVMFVarsFile.render(log.live.all, template: [UInt8](try Data(contentsOf: URL(fileURLWithPath: template))))
-                try Data(bytes).write(to: URL(fileURLWithPath: ovmfVars), options: .atomic)
+                try Data(bytes).write(to: URL(fileURLWithPath: output), options: .atomic)
+                kind = "ovmf-vars"
+            } else {
+                try QEMUJSONStore.save(log.live.all, to: URL(fileURLWithPath: output))
+                kind = "json"
             }
-            print("exported \(log.live.count) variables (generation \(log.generation))")
+            format.done("exported \(log.live.count) variables (generation \(log.generation)) to \(output)",
+                        [("exported", "\(log.live.count)"), ("format", jsonString(kind)), ("file", jsonString(output)),
+                         ("generation", "\(log.generation)")])
         }
     }
 }
@@ -594,31 +610,35 @@ struct Export: ParsableCommand {
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Provision an image from QEMU uefi-vars JSON v2 or an OVMF_VARS.fd, losslessly (times and signer pins included).",
-        discussion: "A provisioning path, not the guest's: variables are written as they are, without SetVariable's checks, in one durable record. Existing variables with the same name and GUID are replaced.")
+        discussion: "The format is recognised from the content: JSON (also what virt-fw-vars --output-json writes), or an edk2 firmware volume. A provisioning path, not the guest's: variables are written as they are, without SetVariable's checks, as one commit — all of them or, if anything is wrong or they do not fit, none. Existing variables with the same name and GUID are replaced.")
 
     @Argument(help: "The image file.")
     var path: String
+    @Argument(help: "The JSON or OVMF_VARS.fd file to read.")
+    var input: String
     @OptionGroup var key: KeyOptions
-    @Option(help: "A QEMU uefi-vars JSON v2 file (also what virt-fw-vars --output-json writes).")
-    var json: String?
-    @Option(name: .customLong("ovmf-vars"), help: "An edk2 OVMF_VARS.fd (firmware-volume variable store).")
-    var ovmfVars: String?
-
-    func validate() throws {
-        guard (json == nil) != (ovmfVars == nil) else { throw ValidationError("give one of --json and --ovmf-vars") }
-    }
+    @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("import") {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: input)))
             let variables: [Variable]
-            if let json {
-                variables = try QEMUJSONStore.load(contentsOf: URL(fileURLWithPath: json))
+            let kind: String
+            if bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "{") {
+                variables = try QEMUJSONStore.load(contentsOf: URL(fileURLWithPath: input))
+                kind = "json"
             } else {
-                variables = try OVMFVarsFile.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: ovmfVars!))))
+                do {
+                    variables = try OVMFVarsFile.parse(bytes)
+                } catch {
+                    throw LUKS2Image.Failure("\(input): neither QEMU JSON nor an edk2 firmware volume (\(describe(error)))")
+                }
+                kind = "ovmf-vars"
             }
             let log = try key.access(path).openStore()
             try LUKS2Image.provision(variables, into: log)
-            print("imported \(variables.count) variables (generation \(log.generation))")
+            format.done("imported \(variables.count) variables (generation \(log.generation))",
+                        [("imported", "\(variables.count)"), ("format", jsonString(kind)), ("generation", "\(log.generation)")])
         }
     }
 }
@@ -728,29 +748,55 @@ struct Verify: ParsableCommand {
 
 struct Rekey: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Move an image to a new random volume key, keeping every variable; crash-safe.",
-        discussion: "A complete new image is written beside the old one and renamed over it, so an interruption leaves the old image intact. Only the keyslot the given secret opens is carried over (optionally with a new secret); add others again with `keyslot add`. An SVSM given the volume key needs the new one.")
+        abstract: "Move an image to a new random volume key, keeping every variable and keyslot; crash-safe.",
+        discussion: """
+            A complete new image is written beside the old one and renamed over it, so an interruption leaves the old image intact. \
+            Each keyslot is carried over with its number and key derivation, so each needs its secret: the one given with \
+            --key-file/--passphrase-file (optionally replaced by --new-key-file) and the others with --other-key-file or \
+            --other-passphrase-file; a keyslot left without one is refused unless --drop-other-keyslots. The new image keeps \
+            the old one's size, keyslot room, mode and owner, and its store generation continues past the old one's. \
+            An SVSM given the volume key needs the new one.
+            """)
 
     @Argument(help: "The image file.")
     var path: String
     @OptionGroup var key: KeyOptions
     @Option(name: .customLong("new-key-file"), help: "Protect the new image with this key file instead of the current secret.")
     var newKeyFile: String?
+    @Option(name: .customLong("other-key-file"), help: "The secret of another keyslot to carry over (repeatable).")
+    var otherKeyFiles: [String] = []
+    @Option(name: .customLong("other-passphrase-file"), help: "The passphrase of another keyslot to carry over (repeatable).")
+    var otherPassphraseFiles: [String] = []
+    @Flag(name: .customLong("drop-other-keyslots"), help: "Drop the keyslots no secret given opens.")
+    var dropOthers = false
     @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("rekey") {
             guard let secret = try key.access(path).secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
-            let newSecret = try newKeyFile.map { LUKS2Image.Secret.keyFile([UInt8](try Data(contentsOf: URL(fileURLWithPath: $0)))) }
+            let newSecret = try newKeyFile.map { LUKS2Image.Secret.keyFile(try readSecret($0)) }
+            let others = try otherKeyFiles.map { LUKS2Image.Secret.keyFile(try readSecret($0)) }
+                + otherPassphraseFiles.map { LUKS2Image.Secret.passphrase(try readSecret($0, passphrase: true)) }
             // Progress for the slow steps (key derivation), on a terminal only, so scripts see
             // one line per error and nothing else.
             let interactive = isatty(2) == 1
-            try LUKS2Image.rekey(path: path, secret: secret, newSecret: newSecret) { step in
+            try LUKS2Image.rekey(path: path, secrets: [secret] + others, newSecret: newSecret, dropOthers: dropOthers) { step in
                 if interactive { FileHandle.standardError.write("varstore rekey: \(step)\n".data(using: .utf8)!) }
             }
-            format.done("rekeyed \(path)", [("rekeyed", jsonString(path))])
+            let slots = try LUKS2Image.keyslots(path: path)
+            let log = try LUKS2Image.openStore(path: path, volumeKey: try LUKS2Image.volumeKey(path: path, secret: (newSecret ?? secret).bytes))
+            format.done("rekeyed \(path): keyslots \(slots.map { String($0.slot) }.joined(separator: ", ")), generation \(log.generation)",
+                        [("rekeyed", jsonString(path)), ("keyslots", "[" + slots.map { String($0.slot) }.joined(separator: ", ") + "]"),
+                         ("generation", "\(log.generation)")])
         }
     }
+}
+
+/// A key file's bytes, or a passphrase file's without its trailing newline.
+func readSecret(_ path: String, passphrase: Bool = false) throws -> [UInt8] {
+    var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    if passphrase, bytes.last == 0x0A { bytes.removeLast() }
+    return bytes
 }
 
 struct Keyslot: ParsableCommand {

@@ -39,4 +39,21 @@ struct OVMFVarsFileTests {
         #expect(throws: OVMFVarsFile.FormatError.self) { _ = try OVMFVarsFile.render(big, template: template) }
         #expect(throws: OVMFVarsFile.FormatError.self) { _ = try OVMFVarsFile.parse([UInt8](repeating: 0, count: 4096)) }
     }
+
+    @Test func aWriteTheTemplateLeftInFlightIsNotCarriedOver() throws {
+        // Debian's template: the working block header (EDKII_WORKING_BLOCK_SIGNATURE_GUID,
+        // laid out from edk2's FaultTolerantWrite.h) sits after the variable store; a write
+        // record in its queue would make the firmware copy the spare block over our store.
+        var template = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.template)))
+        let signature: [UInt8] = [0x2b, 0x29, 0x58, 0x9e, 0x68, 0x7c, 0x7d, 0x49, 0xa0, 0xce, 0x65, 0x00, 0xfd, 0x9f, 0x1b, 0x95]
+        let header = try #require((0 ..< template.count - 32).first { Array(template[$0 ..< $0 + 16]) == signature })
+        let queueSize = Int(template[header + 24]) | Int(template[header + 25]) << 8 | Int(template[header + 26]) << 16
+        #expect(queueSize > 64)
+        // A pending record: header allocated, data not yet complete (bits cleared from 0xFF).
+        template.replaceSubrange(header + 32 ..< header + 48, with: [0xFC] + [UInt8](repeating: 0x11, count: 15))
+        let rendered = try OVMFVarsFile.render([], template: template)
+        #expect(Array(rendered[header ..< header + 32]) == Array(template[header ..< header + 32]))
+        #expect(rendered[header + 32 ..< header + 32 + queueSize].allSatisfy { $0 == 0xFF })
+        #expect(rendered.count == template.count)
+    }
 }

@@ -17,7 +17,7 @@ def main(binary, directory="/usr/share/OVMF"):
         subprocess.run(["virt-fw-vars", "-i", fd, "--output-json", reference], check=True, capture_output=True)
         image = os.path.join(work, f"vars{index}.img")
         subprocess.run([binary, "create", image, "--size", "2M", "--key-file", key], check=True, capture_output=True)
-        subprocess.run([binary, "import", image, "--ovmf-vars", fd, "--key-file", key], check=True, capture_output=True)
+        subprocess.run([binary, "import", image, fd, "--key-file", key], check=True, capture_output=True)
         ours = json.loads(subprocess.run([binary, "list", image, "--json", "--key-file", key], check=True,
                                          capture_output=True, text=True).stdout)["variables"]
         theirs = json.load(open(reference))["variables"]
@@ -26,7 +26,7 @@ def main(binary, directory="/usr/share/OVMF"):
         assert [normal(v) for v in ours] == [normal(v) for v in theirs], (fd, [normal(v)[:3] for v in ours][:5])
         # And back: exported into the same file's layout, virt-fw-vars reads what it read before.
         exported = os.path.join(work, f"out{index}.fd")
-        subprocess.run([binary, "export", image, "--ovmf-vars", exported, "--template", fd, "--key-file", key],
+        subprocess.run([binary, "export", image, exported, "--template", fd, "--key-file", key],
                        check=True, capture_output=True)
         again = os.path.join(work, f"again{index}.json")
         subprocess.run(["virt-fw-vars", "-i", exported, "--output-json", again], check=True, capture_output=True)

@@ -139,6 +139,7 @@ def main(binary):
     encrypted_image(binary)
     svsm_transport(binary)
     bad_input(binary)
+    key_management(binary)
     print("qtest session: every check passed")
 
 def bad_input(binary):
@@ -184,7 +185,7 @@ def bad_input(binary):
         (["set", image, "X", "--guid", "not-a-guid", "--hex", "00", "--key-file", key], "not a GUID"),
         (["set", image, "X", "--guid", str(VENDOR), "--hex", "00", "--key-file", wrong], "no keyslot opens"),
         (["enroll", image, "--kek", os.path.join(work, "garbage.pem"), "--key-file", key], "malformed PEM"),
-        (["import", image, "--json", os.path.join(work, "bad.json"), "--key-file", key], "is not a GUID"),
+        (["import", image, os.path.join(work, "bad.json"), "--key-file", key], "is not a GUID"),
         (["delete", image, "Missing", "--guid", str(VENDOR), "--key-file", key], "EFI_NOT_FOUND"),
         (["verify", image, "db", "--update", os.path.join(work, "bad.json"), "--key-file", key], "would be refused"),
         (["rekey", image, "--key-file", wrong], "no keyslot opens"),
@@ -195,7 +196,8 @@ def bad_input(binary):
          "nothing was written"),
         (["enroll", image, "--kek", os.path.join(work, "kek.crt"), "--secure-boot", "--key-file", key], "nothing gives the image a PK"),
         (["enroll", image, "--test-keys", taken, "--key-file", key], "not overwriting keys"),
-        (["import", image, "--json", os.path.join(work, "huge.json"), "--key-file", key], "full"),
+        (["import", image, os.path.join(work, "huge.json"), "--key-file", key], "full"),
+        (["import", image, os.path.join(work, "garbage.der"), "--key-file", key], "neither QEMU JSON nor an edk2 firmware volume"),
     ]
     for args, expected in cases:
         result = subprocess.run([binary, *args], capture_output=True, text=True)
@@ -283,10 +285,10 @@ def image_commands(binary, work, image, key):
     refused = run_cli("set", image, "SetupMode", "--attributes", "6", "--hex", "00", ok=False)
     assert "EFI_WRITE_PROTECTED" in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
     exported = os.path.join(work, "exported.json")
-    run_cli("export", image, "--json", exported)
+    assert json.loads(run_cli("export", image, exported, "--json").stdout)["format"] == "json"
     other = os.path.join(work, "other.img")
     subprocess.run([binary, "create", other, "--size", "1M", "--key-file", key], check=True, capture_output=True)
-    run_cli("import", other, "--json", exported)
+    assert json.loads(run_cli("import", other, exported, "--json").stdout)["format"] == "json"
     assert json.loads(run_cli("list", other, "--json").stdout) == json.load(open(exported))
     run_cli("delete", image, "CliVar", "--guid", vendor)
     assert "no variable CliVar" in run_cli("get", image, "CliVar", "--guid", vendor, ok=False).stderr
@@ -336,6 +338,62 @@ def enrolled_image(binary, work, key):
     old = subprocess.run([binary, "list", image, "--key-file", key], capture_output=True, text=True)
     assert old.returncode != 0 and "no keyslot opens" in old.stderr, old.stderr
     print("qtest session: rekey keeps every variable under a new volume key")
+
+def key_management(binary):
+    """Keyslots and rekey as an operator uses them: a default image has room to add a slot,
+    rekey keeps every slot (number and KDF), the mode, and a generation a rollback anchor
+    accepts; a slot without its secret is not silently dropped; a running simulator locks the
+    image against other writers."""
+    work = tempfile.mkdtemp(prefix="varstore-keys-")
+    image, k1, k2, phrase = (os.path.join(work, n) for n in ("vars.img", "k1", "k2", "phrase"))
+    open(k1, "wb").write(os.urandom(64))
+    open(k2, "wb").write(os.urandom(64))
+    open(phrase, "w").write("correct horse battery staple\n")
+    cli = lambda *args, ok=True: check_cli(binary, args, ok)
+    created = json.loads(cli("create", image, "--key-file", k1, "--json").stdout)
+    assert created["keyslot_room"] == 2, created
+    cli("set", image, "Kept", "--guid", str(VENDOR), "--hex", "c0ffee", "--key-file", k1)
+    assert json.loads(cli("keyslot", "add", image, "--key-file", k1, "--new-passphrase-file", phrase, "--json").stdout) == {"keyslot": 1}
+    slots = json.loads(cli("keyslot", "list", image, "--json").stdout)["keyslots"]
+    assert slots == [{"slot": 0, "kdf": "pbkdf2"}, {"slot": 1, "kdf": "argon2id"}], slots
+    full = cli("keyslot", "add", image, "--key-file", k1, "--new-key-file", k2, ok=False)
+    assert "no room" in full.stderr, full.stderr
+    assert "c0ffee" in cli("get", image, "Kept", "--guid", str(VENDOR), "--passphrase-file", phrase).stdout
+    os.chmod(image, 0o640)
+    generation = json.loads(cli("inspect", image, "--key-file", k1, "--json").stdout)["generation"]
+    before = open(image, "rb").read()
+    lost = cli("rekey", image, "--key-file", k1, ok=False)
+    assert "keyslot 1 would be lost" in lost.stderr and open(image, "rb").read() == before, lost.stderr
+    rekeyed = json.loads(cli("rekey", image, "--key-file", k1, "--new-key-file", k2, "--other-passphrase-file", phrase,
+                             "--json").stdout)
+    assert rekeyed["keyslots"] == [0, 1] and rekeyed["generation"] > generation, (rekeyed, generation)
+    assert json.loads(cli("keyslot", "list", image, "--json").stdout)["keyslots"] == slots
+    assert os.stat(image).st_mode & 0o777 == 0o640
+    for secret in (["--key-file", k2], ["--passphrase-file", phrase]):
+        assert "c0ffee" in cli("get", image, "Kept", "--guid", str(VENDOR), *secret).stdout
+    assert "no keyslot opens" in cli("list", image, "--key-file", k1, ok=False).stderr
+    # The rollback anchor taken before the rekey accepts the new image.
+    served = subprocess.run([binary, "qtest", "--image", image, "--key-file", k2, "--minimum-generation", str(generation)],
+                            input="", capture_output=True, text=True)
+    assert served.returncode == 0, served.stderr
+    # One writer at a time: while the simulator serves the image, commands are refused at once.
+    q = QTest(binary, "--image", image, "--key-file", k2)
+    init(q)
+    busy = cli("set", image, "Other", "--guid", str(VENDOR), "--hex", "01", "--key-file", k2, ok=False)
+    assert "in use by another process" in busy.stderr, busy.stderr
+    q.proc.stdin.close()
+    q.proc.wait()
+    assert json.loads(cli("keyslot", "remove", image, "--passphrase-file", phrase, "--json").stdout) == {"keyslot": 1}
+    last = cli("keyslot", "remove", image, "--key-file", k2, ok=False)
+    assert "last one" in last.stderr, last.stderr
+    print("qtest session: keyslot add/remove, rekey keeping every keyslot, mode and generation, and image locking")
+
+def check_cli(binary, args, ok):
+    result = subprocess.run([binary, *args], capture_output=True, text=True)
+    assert (result.returncode == 0) == ok, (args, result.returncode, result.stderr)
+    if not ok:
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+    return result
 
 def run(directory, *command):
     subprocess.run(command, cwd=directory, check=True, capture_output=True, env=dict(os.environ, TZ="UTC"))

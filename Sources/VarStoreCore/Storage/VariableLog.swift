@@ -128,11 +128,14 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     // MARK: Format and open
 
     /// Writes an empty store: an empty snapshot at the start of the log and superblock A.
-    /// Only for a new image; `open` never calls it.
+    /// Only for a new image; `open` never calls it. Its first generation is
+    /// `afterGeneration + 1`: an image that replaces another (a rekey) continues its count,
+    /// so a rollback anchor set from the old one accepts it.
     public static func format(device: Device, crypto: Crypto, volumeKey: [UInt8],
-                              binding: [UInt8]) throws(StorageError) -> VariableLog {
+                              binding: [UInt8], afterGeneration: UInt64 = 0) throws(StorageError) -> VariableLog {
         let log = VariableLog(device: device, crypto: crypto, keys: keys(crypto, volumeKey: volumeKey, binding: binding),
                               binding: binding, logSectors: try geometry(device))
+        log.generation = afterGeneration
         // Both slots start invalid, so a half-formatted image never opens as another store.
         try log.writeSectors([UInt8](repeating: 0, count: 2 * sectorBytes), atSegmentSector: 0)
         try log.compact()
