@@ -101,6 +101,16 @@ struct KeyOptions: ParsableArguments {
     }
 }
 
+/// The image a command works on, and its key.
+struct ImageArguments: ParsableArguments {
+    @Argument(help: ArgumentHelp("The image file.", valueName: "image"))
+    var path: String
+
+    @OptionGroup var key: KeyOptions
+
+    var access: ImageAccess { key.access(path) }
+}
+
 /// How `qtest` finds an encrypted image and its key.
 struct ImageOptions: ParsableArguments {
     @Option(name: .customLong("image"), help: "An encrypted LUKS2 variable image (see `varstore create`).")
@@ -294,19 +304,17 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show an image's LUKS2 header and, with a key, its variable store.")
 
-    @Argument(help: "The image file.")
-    var path: String
+    @OptionGroup var image: ImageArguments
 
-    @OptionGroup var key: KeyOptions
 
     @Flag(help: "Print the result as JSON.")
     var json = false
 
     func run() throws {
         try reporting("inspect") {
-            var flash = try FileFlash(path: path)
+            var flash = try FileFlash(path: image.path)
             let header = try LUKS2Header.read(from: &flash, crypto: Libcrypto())
-            let keyslots = (try? LUKS2Image.keyslots(path: path)) ?? []
+            let keyslots = (try? LUKS2Image.keyslots(path: image.path)) ?? []
             var facts: [(String, String)] = [
                 ("uuid", String(decoding: header.uuid, as: UTF8.self)),
                 ("header_bytes", "\(header.headerSize)"),
@@ -316,7 +324,7 @@ struct Inspect: ParsableCommand {
                 ("sector_bytes", "\(header.sectorSize)"),
                 ("keyslots", keyslots.map { "\($0.slot):\($0.kdf)" }.joined(separator: ",")),
             ]
-            let options = key.access(path)
+            let options = image.access
             if let volumeKey = try options.volumeKey() {
                 let log = try options.openStore(volumeKey: volumeKey)
                 let capacity = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
@@ -452,15 +460,13 @@ func attributeText(_ attributes: VariableAttributes) -> String {
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the non-volatile variables in an image.")
 
-    @Argument(help: "The image file.")
-    var path: String
-    @OptionGroup var key: KeyOptions
+    @OptionGroup var image: ImageArguments
     @Flag(help: "Print QEMU's uefi-vars JSON v2 instead of a table.")
     var json = false
 
     func run() throws {
         try reporting("list") {
-            let log = try key.access(path).openStore()
+            let log = try image.access.openStore()
             if json {
                 print(QEMUJSONStore.render(log.live.all))
                 return
@@ -481,17 +487,15 @@ struct List: ParsableCommand {
 struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a variable's data as hex, or write it to a file.")
 
-    @Argument(help: "The image file.")
-    var path: String
+    @OptionGroup var image: ImageArguments
     @OptionGroup var variable: VariableOptions
-    @OptionGroup var key: KeyOptions
     @Option(help: "Write the raw data here instead of printing hex.")
     var output: String?
     @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("get") {
-            let log = try key.access(path).openStore()
+            let log = try image.access.openStore()
             let wanted = try variable.key()
             guard let found = log.live.variable(for: wanted) else {
                 throw LUKS2Image.Failure("no variable \(wanted.name.text) with GUID \(wanted.guid.text)")
@@ -513,10 +517,8 @@ struct SetCommand: ParsableCommand {
         abstract: "Set a variable through the variable service, with every rule the firmware would meet.",
         discussion: "Authenticated variables (PK, KEK, db, dbx, …) need a signed update as data (see `varstore sign`) unless the image is in setup mode.")
 
-    @Argument(help: "The image file.")
-    var path: String
+    @OptionGroup var image: ImageArguments
     @OptionGroup var variable: VariableOptions
-    @OptionGroup var key: KeyOptions
     @Option(help: "Attributes (default 0x7, NV|BS|RT; 0x27 for a signed update, 0x67 to append one).")
     var attributes: String = "0x7"
     @Option(name: .customLong("data-file"), help: "The data (or signed update) from a file.")
@@ -540,7 +542,7 @@ struct SetCommand: ParsableCommand {
             } else {
                 throw ValidationError("give --data-file or --hex")
             }
-            let service = imageService(try key.access(path).openStore())
+            let service = imageService(try image.access.openStore())
             do {
                 try service.setVariable(try variable.key(), attributes: value, data: data)
             } catch let status as EFIStatus {
@@ -555,15 +557,13 @@ struct Delete: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete a variable through the variable service (authenticated ones need a signed empty update: use set).")
 
-    @Argument(help: "The image file.")
-    var path: String
+    @OptionGroup var image: ImageArguments
     @OptionGroup var variable: VariableOptions
-    @OptionGroup var key: KeyOptions
     @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("delete") {
-            let service = imageService(try key.access(path).openStore())
+            let service = imageService(try image.access.openStore())
             do {
                 try service.setVariable(try variable.key(), attributes: 0, data: [])
             } catch let status as EFIStatus {
@@ -579,18 +579,16 @@ struct Export: ParsableCommand {
         abstract: "Write an image's non-volatile variables as QEMU uefi-vars JSON v2, or as an OVMF_VARS.fd.",
         discussion: "With --template the output is an edk2 OVMF_VARS.fd in the template's layout (its firmware-volume header and size; the FTW write queue is erased so the firmware replays nothing over the store); otherwise QEMU's JSON. The file is replaced atomically.")
 
-    @Argument(help: "The image file.")
-    var path: String
+    @OptionGroup var image: ImageArguments
     @Argument(help: "The file to write.")
     var output: String
-    @OptionGroup var key: KeyOptions
     @Option(help: "Write an OVMF_VARS.fd in this template's layout (e.g. /usr/share/OVMF/OVMF_VARS_4M.fd).")
     var template: String?
     @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("export") {
-            let log = try key.access(path).openStore()
+            let log = try image.access.openStore()
             let kind: String
             if let template {
                 let bytes = try OVMFVarsFile.render(log.live.all, template: [UInt8](try Data(contentsOf: URL(fileURLWithPath: template))))
@@ -612,11 +610,9 @@ struct Import: ParsableCommand {
         abstract: "Provision an image from QEMU uefi-vars JSON v2 or an OVMF_VARS.fd, losslessly (times and signer pins included).",
         discussion: "The format is recognised from the content: JSON (also what virt-fw-vars --output-json writes), or an edk2 firmware volume. A provisioning path, not the guest's: variables are written as they are, without SetVariable's checks, as one commit — all of them or, if anything is wrong or they do not fit, none. Existing variables with the same name and GUID are replaced.")
 
-    @Argument(help: "The image file.")
-    var path: String
+    @OptionGroup var image: ImageArguments
     @Argument(help: "The JSON or OVMF_VARS.fd file to read.")
     var input: String
-    @OptionGroup var key: KeyOptions
     @OptionGroup var format: OutputOptions
 
     func run() throws {
@@ -635,7 +631,7 @@ struct Import: ParsableCommand {
                 }
                 kind = "ovmf-vars"
             }
-            let log = try key.access(path).openStore()
+            let log = try image.access.openStore()
             try LUKS2Image.provision(variables, into: log)
             format.done("imported \(variables.count) variables (generation \(log.generation))",
                         [("imported", "\(variables.count)"), ("format", jsonString(kind)), ("generation", "\(log.generation)")])
@@ -648,9 +644,7 @@ struct Enroll: ParsableCommand {
         abstract: "Enroll Secure Boot keys (PK, KEK, db, dbx) into an image through the variable service.",
         discussion: "Each FILE is a certificate (PEM or DER), an EFI_SIGNATURE_LIST (.esl) or a signed update (.auth). In setup mode lists are written with unsigned descriptors, KEK, db and dbx first and PK last; once PK exists only signed updates are accepted, exactly as for the guest. Everything is checked first and written as one commit: if any entry is refused, or --secure-boot would not hold, nothing is written. --test-keys never overwrites key files; private keys are created with mode 0600.")
 
-    @Argument(help: "The image file.")
-    var path: String
-    @OptionGroup var key: KeyOptions
+    @OptionGroup var image: ImageArguments
     @Option(help: "PK: a certificate, .esl or .auth.")
     var pk: String?
     @Option(help: "KEK entries (repeatable).")
@@ -680,7 +674,7 @@ struct Enroll: ParsableCommand {
             for file in kek { try enrollment.add(file: file, to: SecureBootVariable.kek) }
             for file in db { try enrollment.add(file: file, to: SecureBootVariable.db) }
             for file in dbx { try enrollment.add(file: file, to: SecureBootVariable.dbx) }
-            let log = try key.access(path).openStore()
+            let log = try image.access.openStore()
             let staged = StagedJournal(log)
             let service = VariableService(configuration: imageConfiguration(log), crypto: Libcrypto(), journal: staged,
                                           variables: log.live.all)
@@ -709,7 +703,7 @@ struct Enroll: ParsableCommand {
                 throw error
             }
             let mode = service.secureBootMode.isSetupMode ? "setup mode" : "user mode (Secure Boot on at the next boot)"
-            format.done("enrolled into \(path): \(mode)", [("secure_boot", service.secureBootMode.isSetupMode ? "false" : "true"),
+            format.done("enrolled into \(image.path): \(mode)", [("secure_boot", service.secureBootMode.isSetupMode ? "false" : "true"),
                                                            ("generation", "\(log.generation)")])
         }
     }
@@ -719,10 +713,8 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a signed update against an image's current keys without applying it.")
 
-    @Argument(help: "The image file.")
-    var path: String
+    @OptionGroup var image: ImageArguments
     @OptionGroup var variable: VariableOptions
-    @OptionGroup var key: KeyOptions
     @Option(name: .customLong("update"), help: "The signed update (.auth).")
     var update: String
     @Flag(help: "Check it as an APPEND_WRITE update (attributes 0x67).")
@@ -731,7 +723,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         try reporting("verify") {
-            let log = try key.access(path).openStore()
+            let log = try image.access.openStore()
             // The same service and rules, over a copy that is thrown away.
             let scratch = VariableService(configuration: imageService(log).configuration, crypto: Libcrypto(),
                                           journal: MemoryJournal(), variables: log.live.all)
@@ -758,9 +750,7 @@ struct Rekey: ParsableCommand {
             An SVSM given the volume key needs the new one.
             """)
 
-    @Argument(help: "The image file.")
-    var path: String
-    @OptionGroup var key: KeyOptions
+    @OptionGroup var image: ImageArguments
     @Option(name: .customLong("new-key-file"), help: "Protect the new image with this key file instead of the current secret.")
     var newKeyFile: String?
     @Option(name: .customLong("other-key-file"), help: "The secret of another keyslot to carry over (repeatable).")
@@ -773,20 +763,20 @@ struct Rekey: ParsableCommand {
 
     func run() throws {
         try reporting("rekey") {
-            guard let secret = try key.access(path).secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
+            guard let secret = try image.access.secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
             let newSecret = try newKeyFile.map { LUKS2Image.Secret.keyFile(try readSecret($0)) }
             let others = try otherKeyFiles.map { LUKS2Image.Secret.keyFile(try readSecret($0)) }
                 + otherPassphraseFiles.map { LUKS2Image.Secret.passphrase(try readSecret($0, passphrase: true)) }
             // Progress for the slow steps (key derivation), on a terminal only, so scripts see
             // one line per error and nothing else.
             let interactive = isatty(2) == 1
-            try LUKS2Image.rekey(path: path, secrets: [secret] + others, newSecret: newSecret, dropOthers: dropOthers) { step in
+            try LUKS2Image.rekey(path: image.path, secrets: [secret] + others, newSecret: newSecret, dropOthers: dropOthers) { step in
                 if interactive { FileHandle.standardError.write("varstore rekey: \(step)\n".data(using: .utf8)!) }
             }
-            let slots = try LUKS2Image.keyslots(path: path)
-            let log = try LUKS2Image.openStore(path: path, volumeKey: try LUKS2Image.volumeKey(path: path, secret: (newSecret ?? secret).bytes))
-            format.done("rekeyed \(path): keyslots \(slots.map { String($0.slot) }.joined(separator: ", ")), generation \(log.generation)",
-                        [("rekeyed", jsonString(path)), ("keyslots", "[" + slots.map { String($0.slot) }.joined(separator: ", ") + "]"),
+            let slots = try LUKS2Image.keyslots(path: image.path)
+            let log = try LUKS2Image.openStore(path: image.path, volumeKey: try LUKS2Image.volumeKey(path: image.path, secret: (newSecret ?? secret).bytes))
+            format.done("rekeyed \(image.path): keyslots \(slots.map { String($0.slot) }.joined(separator: ", ")), generation \(log.generation)",
+                        [("rekeyed", jsonString(image.path)), ("keyslots", "[" + slots.map { String($0.slot) }.joined(separator: ", ") + "]"),
                          ("generation", "\(log.generation)")])
         }
     }
@@ -823,9 +813,7 @@ struct KeyslotList: ParsableCommand {
 struct KeyslotAdd: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "add",
         abstract: "Add a keyslot for a new secret, authorised by an existing one.")
-    @Argument(help: "The image file.")
-    var path: String
-    @OptionGroup var key: KeyOptions
+    @OptionGroup var image: ImageArguments
     @Option(name: .customLong("new-key-file"), help: "The new secret (a key file; a PBKDF2 keyslot an SVSM can open).")
     var newKeyFile: String?
     @Option(name: .customLong("new-passphrase-file"), help: "The new secret (a passphrase; an Argon2id keyslot for administrators).")
@@ -834,7 +822,7 @@ struct KeyslotAdd: ParsableCommand {
 
     func run() throws {
         try reporting("keyslot add") {
-            guard let existing = try key.access(path).secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
+            guard let existing = try image.access.secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
             let new: LUKS2Image.Secret
             if let newKeyFile {
                 new = .keyFile([UInt8](try Data(contentsOf: URL(fileURLWithPath: newKeyFile))))
@@ -846,7 +834,7 @@ struct KeyslotAdd: ParsableCommand {
                 throw ValidationError("give --new-key-file or --new-passphrase-file")
             }
             progress("keyslot add", "deriving the keys of the current and the new keyslot")
-            let slot = try LUKS2Image.addKeyslot(path: path, existing: existing, new: new)
+            let slot = try LUKS2Image.addKeyslot(path: image.path, existing: existing, new: new)
             format.done("added keyslot \(slot)", [("keyslot", "\(slot)")])
         }
     }
@@ -855,15 +843,13 @@ struct KeyslotAdd: ParsableCommand {
 struct KeyslotRemove: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "remove",
         abstract: "Remove the keyslot a secret opens (never the last one).")
-    @Argument(help: "The image file.")
-    var path: String
-    @OptionGroup var key: KeyOptions
+    @OptionGroup var image: ImageArguments
     @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("keyslot remove") {
-            guard let secret = try key.access(path).secret() else { throw ValidationError("give the --key-file or --passphrase-file to remove") }
-            let slot = try LUKS2Image.removeKeyslot(path: path, secret: secret)
+            guard let secret = try image.access.secret() else { throw ValidationError("give the --key-file or --passphrase-file to remove") }
+            let slot = try LUKS2Image.removeKeyslot(path: image.path, secret: secret)
             format.done("removed keyslot \(slot)", [("keyslot", "\(slot)")])
         }
     }
