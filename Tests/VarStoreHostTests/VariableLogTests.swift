@@ -277,4 +277,44 @@ import VarStoreCrypto
         #expect(try Self.open(reopened.device).live.all == reopened.live.all)
         #expect(reopened.live.count == 11)
     }
+
+    /// A device whose chosen flushes report an error although the data reached the medium.
+    struct LyingFlushFlash: Flash {
+        var inner: MemoryFlash
+        var failing: Set<Int>
+        var flushes = 0
+        var size: UInt64 { inner.size }
+        var sectorSize: Int { inner.sectorSize }
+        mutating func read(at offset: UInt64, count: Int) throws(FlashError) -> [UInt8] { try inner.read(at: offset, count: count) }
+        mutating func write(_ bytes: [UInt8], at offset: UInt64) throws(FlashError) { try inner.write(bytes, at: offset) }
+        mutating func flush() throws(FlashError) {
+            flushes += 1
+            if failing.contains(flushes) { throw .ioError }
+        }
+    }
+
+    @Test func aFailedCommitThatReachedTheMediumIsNotReplayedLater() throws {
+        // Commits whose flush fails after the data landed, then more commits of mixed sizes
+        // (so later records wrap past the failed one): every reopen gives exactly the
+        // acknowledged state — never the failed commit, never "tampered".
+        for seed in UInt64(1) ... 12 {
+            let formatted = try Log.format(device: MemoryFlash(size: 96 << 10), crypto: Libcrypto(), volumeKey: Self.key, binding: Self.binding)
+            let failing = Set((0 ..< 6).map { Int(seed * 37 + $0 * 53) % 400 + 2 })
+            let log = try Self.open(LyingFlushFlash(inner: formatted.device, failing: failing))
+            var workload = Workload(state: seed)
+            var failures = 0
+            for _ in 0 ..< 300 {
+                var change = workload.change(live: log.live)
+                if case .put(let v) = change, v.data.count > 1500 { change = .put(Self.variable(v.name.text, Array(v.data.prefix(1500)))) }
+                do {
+                    try log.commit([change])
+                } catch {
+                    failures += 1
+                }
+            }
+            #expect(failures > 0, "seed \(seed)")
+            let reopened = try Self.open(log.device.inner)
+            #expect(Bool(reopened.live.all == log.live.all), "seed \(seed)")
+        }
+    }
 }

@@ -87,6 +87,11 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     /// power cut came between its last part and its superblock): the next commit points a
     /// superblock at it before anything reuses space.
     var unnamedCheckpoint: (sector: UInt64, generation: UInt64, chainDigest: [UInt8])?
+    /// Log sectors of the records written by the step `rollingBack` is running.
+    var writtenInStep: [UInt64] = []
+    /// Set when a failed step's records could not be erased; commits then fail until the
+    /// store is opened again.
+    var needsReopen = false
     /// Bytes handed to the device, superblocks and snapshots included (the benchmark's figure).
     public private(set) var bytesWritten: UInt64 = 0
 
@@ -182,13 +187,17 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         guard parts.count <= Int(UInt16.max) else { throw .full }
         let sizes = parts.map { Self.bucket(for: $0.count) }
         let snapshot = snapshotSectorsEstimate(after: changes)
+        // A group that could not fit even after compacting is refused before anything is
+        // written, so a refused import leaves the image byte for byte as it was. After a
+        // compaction the log holds the current snapshot, the group and the next snapshot,
+        // wrapping at most once (which wastes less than one record).
+        if parts.count > 1,
+           snapshotSectorsEstimate(after: []) + sizes.reduce(0, +) + snapshot + Self.maximumRecordSectors > logSectors {
+            throw .full
+        }
+        try ensureWritable()
         try adoptUnnamedCheckpoint()
         if !fits(sizes + [snapshot]) {
-            // A group that could not fit even after compacting is refused before the
-            // compaction, so a refused import leaves the image byte for byte as it was.
-            if parts.count > 1, snapshotSectorsEstimate(after: []) + sizes.reduce(0, +) + snapshot > logSectors {
-                throw .full
-            }
             try compact()
             // A group is as large as a state, so the room for the next snapshot is checked
             // too: without it the log could fill up with no way to compact.
@@ -206,16 +215,39 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     }
 
     /// Runs `body`; if it fails, the chain position goes back to where it was, so the next
-    /// record takes the failed one's place — on the medium the failed record is then either
-    /// absent or an in-flight record that the next one overwrites, exactly as after a power cut.
+    /// record continues the chain from there — exactly as after a power cut. A record the
+    /// failed step wrote may have reached the medium all the same (a flush that reported an
+    /// error after the data landed): it would continue the chain on the next open and orphan
+    /// whatever is written after it elsewhere (a larger next record may wrap to the start of
+    /// the log). So the header sector of every record the step wrote is overwritten with
+    /// zeros and flushed; if even that fails, the log refuses further commits until it is
+    /// opened again (`ensureWritable`).
     func rollingBack(_ body: () throws(StorageError) -> Void) throws(StorageError) {
         let saved = (generation, digest, head, used, tail, superblockSequence)
+        writtenInStep = []
         do {
             try body()
+            writtenInStep = []
         } catch {
             (generation, digest, head, used, tail, superblockSequence) = saved
+            let written = writtenInStep
+            writtenInStep = []
+            do {
+                for sector in written.reversed() {
+                    try writeSectors([UInt8](repeating: 0, count: Self.sectorBytes), atSegmentSector: Self.superblockSectors + sector)
+                }
+                if !written.isEmpty { try flush() }
+            } catch {
+                needsReopen = true
+            }
             throw error
         }
+    }
+
+    /// Refuses to write after a failed step whose records could not be erased: what is on
+    /// the medium is then known only to a fresh open.
+    func ensureWritable() throws(StorageError) {
+        if needsReopen { throw .flash(.ioError) }
     }
 
     /// Points the next superblock at a complete snapshot no superblock named yet (see
@@ -238,12 +270,22 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     /// Writes the live state as snapshot records after the newest record, flushes, then makes
     /// the other superblock slot point at them and flushes again. Until that second flush the
     /// old superblock and everything it reaches are untouched, so a cut leaves either state.
+    ///
+    /// Once the parts are durable they stay in the chain even if the superblock write fails:
+    /// they hold exactly the current state, as replay would find them (a complete snapshot no
+    /// superblock names yet), and the next commit names them.
     public func compact() throws(StorageError) {
+        try ensureWritable()
         try adoptUnnamedCheckpoint()
-        try rollingBack { () throws(StorageError) in try writeSnapshot() }
+        var checkpoint: (sector: UInt64, generation: UInt64, chainDigest: [UInt8])?
+        try rollingBack { () throws(StorageError) in checkpoint = try writeSnapshotParts() }
+        unnamedCheckpoint = checkpoint
+        try adoptUnnamedCheckpoint()
     }
 
-    private func writeSnapshot() throws(StorageError) {
+    /// Appends the live state as snapshot parts, each flushed; returns where they start, the
+    /// first part's generation and the chain digest before it.
+    private func writeSnapshotParts() throws(StorageError) -> (sector: UInt64, generation: UInt64, chainDigest: [UInt8]) {
         var parts: [[UInt8]] = [[]]
         for variable in live.all {
             var encoded: [UInt8] = []
@@ -255,22 +297,15 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         guard fits(sizes) else { throw .full }
         let checkpointGeneration = generation + 1
         let checkpointDigest = digest
-        var start: UInt64?
+        var start = head
         for (index, part) in parts.enumerated() {
             let at = try appendRecord(kind: .snapshot, part: index, of: parts.count, payload: part, sectors: sizes[index])
-            if start == nil { start = at }
+            if index == 0 { start = at }
             // Every record is durable before the next is written, so a record two generations
             // past the chain's end can only be there if someone cut the chain.
             try flush()
         }
-        let sequence = superblockSequence + 1
-        let superblock = Superblock(sequence: sequence, logSectors: logSectors, checkpointSector: start ?? head,
-                                    checkpointGeneration: checkpointGeneration, chainDigest: checkpointDigest)
-        try writeSuperblock(superblock, slot: Int(sequence % 2))
-        try flush()
-        superblockSequence = sequence
-        tail = start ?? head
-        used = head > tail ? head - tail : logSectors - tail + head
+        return (start, checkpointGeneration, checkpointDigest)
     }
 
     // MARK: Space
@@ -303,10 +338,19 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
 
     /// A generous bound on the snapshot's sectors once `changes` are applied.
     func snapshotSectorsEstimate(after changes: [JournalChange]) -> UInt64 {
+        // The live bytes after the changes: a replaced or deleted variable's old size comes
+        // off (from the live state, or from an earlier change in the same commit).
         var bytes = liveBytes
+        var sizes: [VariableKey: UInt64] = [:]
         for change in changes {
-            if case .put(let variable) = change { bytes += UInt64(Self.encodedSize(variable)) }
-            if case .replaceInPlace(let variable) = change { bytes += UInt64(Self.encodedSize(variable)) }
+            let old = sizes[change.key] ?? live.variable(for: change.key).map { UInt64(Self.encodedSize($0)) } ?? 0
+            var new: UInt64 = 0
+            switch change {
+            case .put(let variable), .replaceInPlace(let variable): new = UInt64(Self.encodedSize(variable))
+            case .delete: new = 0
+            }
+            bytes = (bytes >= old ? bytes - old : 0) + new
+            sizes[change.key] = new
         }
         // Parts break between variables, so a part may be short by up to one variable: at
         // worst half full. Each part adds its header, body header and tag.
@@ -370,6 +414,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         guard let sealedBody = crypto.sealAES256GCM(key: keys.body, nonce: bodyNonce, additionalData: header,
                                                     plaintext: body) else { throw .invalidGeometry("sealing failed") }
         let record = header + sealedBody
+        writtenInStep.append(at)
         try writeSectors(record, atSegmentSector: Self.superblockSectors + at)
         generation = nextGeneration
         digest = chain(digest, record)
