@@ -24,14 +24,21 @@ public enum ImageLock {
     public static func hold(_ path: String) throws {
         guardLock.lock()
         defer { guardLock.unlock() }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path]) }
+            throw LUKS2Image.Failure("cannot open \(path) (\(String(cString: strerror(errno))))")
+        }
         var status = stat()
-        guard stat(path, &status) == 0 else {
-            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path])
+        guard fstat(descriptor, &status) == 0 else {
+            close(descriptor)
+            throw LUKS2Image.Failure("cannot stat \(path)")
         }
         let file = FileID(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
-        if held[file] != nil { return }
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw LUKS2Image.Failure("cannot open \(path) (\(String(cString: strerror(errno))))") }
+        if held[file] != nil {
+            close(descriptor)
+            return
+        }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let reason = errno
             close(descriptor)

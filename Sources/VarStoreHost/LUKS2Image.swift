@@ -57,6 +57,8 @@ public enum LUKS2Image {
         public var iterations: UInt32
         public var memoryKiB: UInt32 = 0
         public var threads: UInt32 = 0
+        /// PBKDF2's hash (and what LUKS2 records for Argon2 slots).
+        public var hash: String = "sha256"
 
         /// Key files are random: cryptsetup's minimum PBKDF2 count suffices, and an SVSM can
         /// open the slot cheaply.
@@ -107,12 +109,15 @@ public enum LUKS2Image {
         guard size >= offset + 64 << 10 else {
             throw Failure("\(size) bytes leave too little room after the LUKS2 metadata for \(keyslotRoom) keyslots (\(offset) bytes)")
         }
-        guard FileManager.default.createFile(atPath: path, contents: nil) else { throw Failure("cannot create \(path)") }
+        // Exclusively, and readable by its owner only from the first byte (keyslots are
+        // offline-guessable): a caller widens the mode afterwards if it wants.
+        let file = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard file >= 0 else { throw Failure("cannot create \(path) (\(String(cString: strerror(errno))))") }
         var created = false
         defer { if !created { try? FileManager.default.removeItem(atPath: path) } }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try handle.truncate(atOffset: size)
-        try handle.close()
+        let truncated = ftruncate(file, off_t(size))
+        close(file)
+        guard truncated == 0 else { throw Failure("cannot size \(path) to \(size) bytes") }
 
         let device = try Device(path: path)
         try check(crypt_set_metadata_size(device.handle, metadataBytes, UInt64(keyslotRoom) * keyslotBytes), "metadata size")
@@ -278,21 +283,36 @@ public enum LUKS2Image {
     /// secret cannot re-wrap the new key). The new image has the old one's size, keyslot room,
     /// mode and owner, and its store generation continues past the old one's, so a rollback
     /// anchor accepts it. `progress` hears each slow step.
-    public static func rekey(path: String, secrets: [Secret], newSecret: Secret? = nil, dropOthers: Bool = false,
-                             progress: (String) -> Void = { _ in }) throws {
+    /// What a rekey did: the keyslots the new image has, and the store generations before and after.
+    public struct RekeyResult {
+        public let keyslots: [Int]
+        public let oldGeneration: UInt64
+        public let generation: UInt64
+    }
+
+    /// `secrets` are each a secret and how to name it in an error (e.g. its file).
+    @discardableResult
+    public static func rekey(path: String, secrets: [(Secret, String)], newSecret: Secret? = nil, dropOthers: Bool = false,
+                             minimumGeneration: UInt64 = 0, progress: (String) -> Void = { _ in }) throws -> RekeyResult {
         guard !secrets.isEmpty else { throw Failure("rekey needs the secret of a keyslot") }
         progress("opening the image (deriving the key of each keyslot given)")
         let device = try Device(path: path)
         try check(crypt_load(device.handle, "LUKS2", nil), "load")
         var plans: [KeyslotPlan] = []
         var oldKey: [UInt8] = []
-        for (index, secret) in secrets.enumerated() {
-            let (slot, key) = try openKeyslot(device: device, secret: secret.bytes)
-            guard !plans.contains(where: { $0.slot == slot }) else { throw Failure("two of the secrets given open keyslot \(slot)") }
+        for (index, (secret, name)) in secrets.enumerated() {
+            let slot: Int, key: [UInt8]
+            do {
+                (slot, key) = try openKeyslot(device: device, secret: secret.bytes)
+            } catch {
+                throw Failure("no keyslot opens with \(name) (wrong key or passphrase)")
+            }
+            guard !plans.contains(where: { $0.slot == slot }) else { throw Failure("\(name) opens keyslot \(slot) again") }
             var pbkdf = crypt_pbkdf_type()
             try check(crypt_keyslot_get_pbkdf(device.handle, Int32(slot), &pbkdf), "keyslot \(slot) KDF")
             var derivation = KeyDerivation(type: pbkdf.type.map { String(cString: $0) } ?? "pbkdf2", iterations: pbkdf.iterations,
-                                           memoryKiB: pbkdf.max_memory_kb, threads: pbkdf.parallel_threads)
+                                           memoryKiB: pbkdf.max_memory_kb, threads: pbkdf.parallel_threads,
+                                           hash: pbkdf.hash.map { String(cString: $0) } ?? "sha256")
             var bytes = secret.bytes
             if index == 0, let newSecret {
                 bytes = newSecret.bytes
@@ -309,10 +329,10 @@ public enum LUKS2Image {
         }
         var metadata: UInt64 = 0, keyslotArea: UInt64 = 0
         try check(crypt_get_metadata_size(device.handle, &metadata, &keyslotArea), "metadata size")
-        let room = max(Int(keyslotArea / keyslotBytes), plans.count)
+        let room = min(max(Int(keyslotArea / keyslotBytes), plans.count), maximumKeyslots)
         device.close()
 
-        let old = try openStore(path: path, volumeKey: oldKey)
+        let old = try openStore(path: path, volumeKey: oldKey, minimumGeneration: minimumGeneration)
         let size = old.device.device.size
         var status = stat()
         guard stat(path, &status) == 0 else { throw Failure("cannot stat \(path)") }
@@ -361,6 +381,8 @@ public enum LUKS2Image {
                           + "run sync before relying on it")
         }
         close(descriptor)
+        return RekeyResult(keyslots: plans.compactMap(\.slot).sorted(), oldGeneration: old.generation,
+                           generation: try openStore(path: path, volumeKey: newKey).generation)
     }
 
     /// The keyslot `secret` opens and the volume key it gives.
@@ -415,7 +437,7 @@ public enum LUKS2Image {
 
     static func withPBKDF(_ derivation: KeyDerivation, _ body: (UnsafePointer<crypt_pbkdf_type>) throws -> Void) throws {
         try derivation.type.withCString { typeName in
-            try "sha256".withCString { hash in
+            try derivation.hash.withCString { hash in
                 var pbkdf = crypt_pbkdf_type()
                 pbkdf.type = typeName
                 pbkdf.hash = hash

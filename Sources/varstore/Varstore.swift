@@ -258,7 +258,7 @@ struct Create: ParsableCommand {
     @Argument(help: "The image file to create (must not exist).")
     var path: String
 
-    @Option(help: "Image size in bytes (K, M and G suffixes allowed); at least 512K.")
+    @Option(help: "Image size in bytes (K, M and G suffixes allowed); 512K holds one keyslot (--keyslots 1), 1M two, 2M three.")
     var size: String = "2M"
 
     @OptionGroup var key: KeyOptions
@@ -674,7 +674,10 @@ struct Enroll: ParsableCommand {
             for file in kek { try enrollment.add(file: file, to: SecureBootVariable.kek) }
             for file in db { try enrollment.add(file: file, to: SecureBootVariable.db) }
             for file in dbx { try enrollment.add(file: file, to: SecureBootVariable.dbx) }
-            let log = try image.access.openStore()
+            guard let volumeKey = try image.access.volumeKey() else {
+                throw ValidationError("the image needs --key-file, --passphrase-file or --volume-key-file")
+            }
+            let log = try image.access.openStore(volumeKey: volumeKey)
             let staged = StagedJournal(log)
             let service = VariableService(configuration: imageConfiguration(log), crypto: Libcrypto(), journal: staged,
                                           variables: log.live.all)
@@ -699,8 +702,14 @@ struct Enroll: ParsableCommand {
             do {
                 try staged.finish()
             } catch {
-                for url in written { try? FileManager.default.removeItem(at: url) }
-                throw error
+                // A write can fail after its data landed; the keys go only if the image, read
+                // again, certainly does not hold the enrollment.
+                let before = log.live.all
+                if let reread = try? LUKS2Image.openStore(path: image.path, volumeKey: volumeKey), reread.live.all == before {
+                    for url in written { try? FileManager.default.removeItem(at: url) }
+                    throw error
+                }
+                throw LUKS2Image.Failure("\(describe(error)); the image may hold the new keys, so they were kept in \(testKeys ?? "")")
             }
             let mode = service.secureBootMode.isSetupMode ? "setup mode" : "user mode (Secure Boot on at the next boot)"
             format.done("enrolled into \(image.path): \(mode)", [("secure_boot", service.secureBootMode.isSetupMode ? "false" : "true"),
@@ -759,25 +768,28 @@ struct Rekey: ParsableCommand {
     var otherPassphraseFiles: [String] = []
     @Flag(name: .customLong("drop-other-keyslots"), help: "Drop the keyslots no secret given opens.")
     var dropOthers = false
+    @Option(name: .customLong("minimum-generation"), help: "Refuse an image whose store generation is older (the rollback anchor), so a rolled-back image is not carried past it.")
+    var minimumGeneration: UInt64 = 0
     @OptionGroup var format: OutputOptions
 
     func run() throws {
         try reporting("rekey") {
             guard let secret = try image.access.secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
             let newSecret = try newKeyFile.map { LUKS2Image.Secret.keyFile(try readSecret($0)) }
-            let others = try otherKeyFiles.map { LUKS2Image.Secret.keyFile(try readSecret($0)) }
-                + otherPassphraseFiles.map { LUKS2Image.Secret.passphrase(try readSecret($0, passphrase: true)) }
+            let others = try otherKeyFiles.map { (LUKS2Image.Secret.keyFile(try readSecret($0)), $0) }
+                + otherPassphraseFiles.map { (LUKS2Image.Secret.passphrase(try readSecret($0, passphrase: true)), $0) }
             // Progress for the slow steps (key derivation), on a terminal only, so scripts see
             // one line per error and nothing else.
             let interactive = isatty(2) == 1
-            try LUKS2Image.rekey(path: image.path, secrets: [secret] + others, newSecret: newSecret, dropOthers: dropOthers) { step in
+            let result = try LUKS2Image.rekey(path: image.path, secrets: [(secret, "the key given")] + others,
+                                              newSecret: newSecret, dropOthers: dropOthers,
+                                              minimumGeneration: minimumGeneration) { step in
                 if interactive { FileHandle.standardError.write("varstore rekey: \(step)\n".data(using: .utf8)!) }
             }
-            let slots = try LUKS2Image.keyslots(path: image.path)
-            let log = try LUKS2Image.openStore(path: image.path, volumeKey: try LUKS2Image.volumeKey(path: image.path, secret: (newSecret ?? secret).bytes))
-            format.done("rekeyed \(image.path): keyslots \(slots.map { String($0.slot) }.joined(separator: ", ")), generation \(log.generation)",
-                        [("rekeyed", jsonString(image.path)), ("keyslots", "[" + slots.map { String($0.slot) }.joined(separator: ", ") + "]"),
-                         ("generation", "\(log.generation)")])
+            let slots = result.keyslots.map(String.init).joined(separator: ", ")
+            format.done("rekeyed \(image.path): keyslots \(slots), generation \(result.oldGeneration) → \(result.generation)",
+                        [("rekeyed", jsonString(image.path)), ("keyslots", "[\(slots)]"),
+                         ("old_generation", "\(result.oldGeneration)"), ("generation", "\(result.generation)")])
         }
     }
 }

@@ -359,6 +359,7 @@ def key_management(binary):
     full = cli("keyslot", "add", image, "--key-file", k1, "--new-key-file", k2, ok=False)
     assert "no room" in full.stderr, full.stderr
     assert "c0ffee" in cli("get", image, "Kept", "--guid", str(VENDOR), "--passphrase-file", phrase).stdout
+    assert os.stat(image).st_mode & 0o777 == 0o600      # created owner-only
     os.chmod(image, 0o640)
     generation = json.loads(cli("inspect", image, "--key-file", k1, "--json").stdout)["generation"]
     before = open(image, "rb").read()
@@ -366,7 +367,12 @@ def key_management(binary):
     assert "keyslot 1 would be lost" in lost.stderr and open(image, "rb").read() == before, lost.stderr
     rekeyed = json.loads(cli("rekey", image, "--key-file", k1, "--new-key-file", k2, "--other-passphrase-file", phrase,
                              "--json").stdout)
-    assert rekeyed["keyslots"] == [0, 1] and rekeyed["generation"] > generation, (rekeyed, generation)
+    assert rekeyed["keyslots"] == [0, 1] and rekeyed["old_generation"] == generation, (rekeyed, generation)
+    assert rekeyed["generation"] > generation, (rekeyed, generation)
+    # Given the anchor, a rekey refuses an image older than it (a host's rolled-back copy).
+    stale = cli("rekey", image, "--key-file", k2, "--other-passphrase-file", phrase, "--minimum-generation",
+                str(rekeyed["generation"] + 1), ok=False)
+    assert "older than allowed" in stale.stderr, stale.stderr
     assert json.loads(cli("keyslot", "list", image, "--json").stdout)["keyslots"] == slots
     assert os.stat(image).st_mode & 0o777 == 0o640
     for secret in (["--key-file", k2], ["--passphrase-file", phrase]):
