@@ -31,9 +31,9 @@ struct TransparentCrypto: StorageCrypto {
 let fuzzKey = [UInt8](repeating: 0x11, count: 64)
 let fuzzBinding: [UInt8] = Array("fuzz-image".utf8)
 
-/// A valid store of 96 KiB after a workload that wrapped and compacted.
+/// A valid store of 192 KiB after a workload that wrapped and compacted, ending with a group.
 let baseLog: [UInt8] = {
-    guard let log = try? VariableLog.format(device: MemoryFlash(size: 96 << 10), crypto: TransparentCrypto(),
+    guard let log = try? VariableLog.format(device: MemoryFlash(size: 192 << 10), crypto: TransparentCrypto(),
                                             volumeKey: fuzzKey, binding: fuzzBinding) else { return [] }
     for index in 0 ..< 400 {
         let name = VariableName("V\(index % 23)")!
@@ -43,6 +43,16 @@ let baseLog: [UInt8] = {
         let change: JournalChange = index % 7 == 0 ? .delete(variable.key) : (index % 4 == 0 ? .replaceInPlace(variable) : .put(variable))
         try? log.commit([change])
     }
+    // Then a commit too large for one record (a group of parts), and one more record after
+    // it, so patches reach the group replay from a valid start.
+    let group: [JournalChange] = (0 ..< 2).map { index in
+        .put(Variable(key: VariableKey(guid: .globalVariable, name: VariableName("G\(index)")!),
+                      attributes: [.nonVolatile, .bootServiceAccess], data: [UInt8](repeating: UInt8(index), count: 19_000)))
+    }
+    try? log.commit(group)
+    precondition(log.live.variable(for: VariableKey(guid: .globalVariable, name: VariableName("G1")!)) != nil,
+                 "the base store must end with a group")
+    try? log.commit([.delete(VariableKey(guid: .globalVariable, name: VariableName("G1")!))])
     return log.device.bytes
 }()
 
