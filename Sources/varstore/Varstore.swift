@@ -942,31 +942,36 @@ struct Demo: ParsableCommand {
         try secureBootImage()
     }
 
-    /// An encrypted image enrolled for Secure Boot — what `varstore create` and `varstore enroll
-    /// --microsoft --test-keys --secure-boot` make — listed, then booted by the simulator.
+    /// An encrypted image enrolled for Secure Boot by the image commands themselves — `varstore
+    /// create`, `enroll --microsoft --test-keys --secure-boot` and `list`, each printed and run
+    /// as a user would run it — then booted by the simulator.
     func secureBootImage() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("varstore-demo-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("vars.img").path
+        let keyFile = directory.appendingPathComponent("vars.key").path
         let secret = (0 ..< 64).map { _ in UInt8.random(in: 0 ... 255) }
-        let volumeKey = try LUKS2Image.create(path: path, size: 1 << 20, secret: .keyFile(secret))
-        var enrollment = Enrollment()
-        try Enrollment.writeTestKeys(try enrollment.addTestKeys(), to: directory.appendingPathComponent("keys"))
-        try enrollment.addMicrosoft()
-        try enrollment.apply(to: imageService(try LUKS2Image.openStore(path: path, volumeKey: volumeKey)),
-                             time: EFITime(year: 2026, month: 1, day: 1))
-        let log = try LUKS2Image.openStore(path: path, volumeKey: volumeKey)
-        print("\nencrypted LUKS2 image (1 MiB, aes-xts-plain64 + sealed log), enrolled for Secure Boot:")
-        for variable in log.live.all {
-            print("  \(variable.guid.text)  \(variable.name.text.padding(toLength: 18, withPad: " ", startingAt: 0)) \(attributeText(variable.attributes).padding(toLength: 12, withPad: " ", startingAt: 0)) \(variable.data.count) bytes")
+        try Data(secret).write(to: URL(fileURLWithPath: keyFile))
+        let keys = directory.appendingPathComponent("keys").path
+        print("\nan encrypted LUKS2 image enrolled for Secure Boot, with the image commands (in \(directory.path)):")
+        for arguments in [["create", path, "--key-file", keyFile],
+                          ["enroll", path, "--key-file", keyFile, "--microsoft", "--test-keys", keys, "--secure-boot"],
+                          ["list", path, "--key-file", keyFile]] {
+            print("$ varstore " + arguments.map { $0.replacingOccurrences(of: directory.path + "/", with: "") }.joined(separator: " "))
+            var command = try Varstore.parseAsRoot(arguments)
+            try command.run()
         }
+        let log = try LUKS2Image.openStore(path: path, volumeKey: try LUKS2Image.volumeKey(path: path, secret: secret))
+        print("$ varstore qtest --image vars.img --key-file vars.key   (the simulator boots it)")
         let machine = QTestMachine(configuration: imageService(log).configuration, journal: HostJournal(.image(log)))
         let client = MMClient(bus: QTestTextBus(machine: machine).bus)
         guard client.initialize() else { throw ValidationError("the device did not answer its magic") }
-        for name in ["SetupMode", "SecureBoot"] {
+        for (name, expected) in [("SetupMode", [UInt8(0)]), ("SecureBoot", [UInt8(1)])] {
             let result = client.getVariable(VariableName(name)!, .globalVariable)
-            print("  booted from the image: \(name) = \(result.data.map { String($0) }.joined())")
+            print("  \(name) = \(result.data.map { String($0) }.joined())")
+            // The main job fails loudly if the enrolled image does not boot into Secure Boot.
+            guard result.data == expected else { throw ValidationError("\(name) should read \(expected[0]) after enrollment") }
         }
     }
 }
