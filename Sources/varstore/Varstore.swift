@@ -340,7 +340,10 @@ struct Inspect: ParsableCommand {
             if json {
                 let numeric: Set<String> = ["header_bytes", "segment_offset", "segment_bytes", "sector_bytes", "generation",
                                             "variables", "used_bytes", "free_bytes"]
-                print("{" + facts.map { "\"\($0.0)\": " + (numeric.contains($0.0) ? $0.1 : "\"\($0.1)\"") }.joined(separator: ", ") + "}")
+                let slots = "[" + keyslots.map { "{\"slot\": \($0.slot), \"kdf\": \(jsonString($0.kdf))}" }.joined(separator: ", ") + "]"
+                print("{" + facts.map { name, value in
+                    "\"\(name)\": " + (name == "keyslots" ? slots : numeric.contains(name) ? value : jsonString(value))
+                }.joined(separator: ", ") + "}")
             } else {
                 for (name, value) in facts { print(name.padding(toLength: 16, withPad: " ", startingAt: 0) + value) }
             }
