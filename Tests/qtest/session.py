@@ -356,6 +356,7 @@ def key_management(binary):
     assert json.loads(cli("keyslot", "add", image, "--key-file", k1, "--new-passphrase-file", phrase, "--json").stdout) == {"keyslot": 1}
     slots = json.loads(cli("keyslot", "list", image, "--json").stdout)["keyslots"]
     assert slots == [{"slot": 0, "kdf": "pbkdf2"}, {"slot": 1, "kdf": "argon2id"}], slots
+    assert json.loads(cli("inspect", image, "--json").stdout)["keyslots"] == slots
     full = cli("keyslot", "add", image, "--key-file", k1, "--new-key-file", k2, ok=False)
     assert "no room" in full.stderr, full.stderr
     assert "c0ffee" in cli("get", image, "Kept", "--guid", str(VENDOR), "--passphrase-file", phrase).stdout
