@@ -177,6 +177,19 @@ struct ImageAccess {
     var keyFile: String?
     var passphraseFile: String?
     var volumeKeyFile: String?
+    /// Whether to ask on a terminal when no key was given (`inspect` does not: its header
+    /// facts need none).
+    var prompt = true
+
+    /// The keyslot secret a keyslot command (`keyslot add|remove`, `rekey`) needs: a volume
+    /// key opens no keyslot, so it is refused by name rather than ignored.
+    func keyslotSecret(_ why: String) throws -> LUKS2Image.Secret {
+        guard volumeKeyFile == nil else {
+            throw ValidationError("\(why) needs a keyslot secret (--key-file or --passphrase-file); a volume key opens no keyslot")
+        }
+        guard let secret = try secret() else { throw ValidationError("\(why) needs --key-file or --passphrase-file") }
+        return secret
+    }
 
     /// The keyslot secret given, if any. A passphrase typed for a new keyslot (`confirming`)
     /// is asked twice and must match.
@@ -188,7 +201,7 @@ struct ImageAccess {
             return .passphrase(bytes)
         }
         // On a terminal, ask (the passphrase is not echoed).
-        if volumeKeyFile == nil, isatty(0) == 1, let path, let entered = getpass("Passphrase for \(path): ") {
+        if prompt, volumeKeyFile == nil, isatty(0) == 1, let path, let entered = getpass("Passphrase for \(path): ") {
             let passphrase = Array(String(cString: entered).utf8)
             if confirming {
                 guard !passphrase.isEmpty else { throw ValidationError("an empty passphrase is not allowed") }
@@ -324,7 +337,8 @@ struct Inspect: ParsableCommand {
                 ("sector_bytes", "\(header.sectorSize)"),
                 ("keyslots", keyslots.map { "\($0.slot):\($0.kdf)" }.joined(separator: ",")),
             ]
-            let options = image.access
+            var options = image.access
+            options.prompt = false
             if let volumeKey = try options.volumeKey() {
                 let log = try options.openStore(volumeKey: volumeKey)
                 let capacity = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
@@ -669,6 +683,9 @@ struct Enroll: ParsableCommand {
             // Everything is read and checked before the image is touched, and the image gets
             // every change or none (one commit at the end).
             var enrollment = Enrollment()
+            if testKeys != nil && pk != nil {
+                throw ValidationError("--pk and --test-keys both give PK; choose one")
+            }
             let keyDirectory = testKeys.map { URL(fileURLWithPath: $0) }
             if let keyDirectory { try Enrollment.checkTestKeysAbsent(in: keyDirectory) }
             let generated = keyDirectory == nil ? [] : try enrollment.addTestKeys()
@@ -777,7 +794,7 @@ struct Rekey: ParsableCommand {
 
     func run() throws {
         try reporting("rekey") {
-            guard let secret = try image.access.secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
+            let secret = try image.access.keyslotSecret("rekey")
             let newSecret = try newKeyFile.map { LUKS2Image.Secret.keyFile(try readSecret($0)) }
             let others = try otherKeyFiles.map { (LUKS2Image.Secret.keyFile(try readSecret($0)), $0) }
                 + otherPassphraseFiles.map { (LUKS2Image.Secret.passphrase(try readSecret($0, passphrase: true)), $0) }
@@ -837,7 +854,7 @@ struct KeyslotAdd: ParsableCommand {
 
     func run() throws {
         try reporting("keyslot add") {
-            guard let existing = try image.access.secret() else { throw ValidationError("give the current --key-file or --passphrase-file") }
+            let existing = try image.access.keyslotSecret("keyslot add")
             let new: LUKS2Image.Secret
             if let newKeyFile {
                 new = .keyFile([UInt8](try Data(contentsOf: URL(fileURLWithPath: newKeyFile))))
@@ -863,7 +880,7 @@ struct KeyslotRemove: ParsableCommand {
 
     func run() throws {
         try reporting("keyslot remove") {
-            guard let secret = try image.access.secret() else { throw ValidationError("give the --key-file or --passphrase-file to remove") }
+            let secret = try image.access.keyslotSecret("keyslot remove")
             let slot = try LUKS2Image.removeKeyslot(path: image.path, secret: secret)
             format.done("removed keyslot \(slot)", [("keyslot", "\(slot)")])
         }

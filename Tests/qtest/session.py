@@ -198,6 +198,9 @@ def bad_input(binary):
         (["enroll", image, "--test-keys", taken, "--key-file", key], "not overwriting keys"),
         (["import", image, os.path.join(work, "huge.json"), "--key-file", key], "full"),
         (["import", image, os.path.join(work, "garbage.der"), "--key-file", key], "neither QEMU JSON nor an edk2 firmware volume"),
+        (["keyslot", "add", image, "--volume-key-file", wrong, "--new-key-file", key], "a volume key opens no keyslot"),
+        (["enroll", image, "--pk", os.path.join(work, "kek.crt"), "--test-keys", os.path.join(work, "unused"), "--key-file", key],
+         "--pk and --test-keys"),
     ]
     for args, expected in cases:
         result = subprocess.run([binary, *args], capture_output=True, text=True)
