@@ -120,7 +120,7 @@ public enum OVMFVarsFile {
         let store = Int(headerLength)
         guard EFIGUID(wire: template, at: store) == authenticatedStore,
               let storeSize = LittleEndian.load(UInt32.self, from: template, at: store + 16),
-              store + Int(storeSize) <= template.count else {
+              storeSize >= 28, store + Int(storeSize) <= template.count else {
             throw FormatError("the template has no authenticated variable store")
         }
         var list = variables.filter { $0.isNonVolatile }
@@ -155,7 +155,7 @@ public enum OVMFVarsFile {
             while body.count % 4 != 0 { body.append(0xFF) }
         }
         guard 28 + body.count <= Int(storeSize) else {
-            throw FormatError("the variables (\(body.count) bytes) do not fit the template's store (\(storeSize - 28) bytes)")
+            throw FormatError("the variables (\(body.count) bytes) do not fit the template's store (\(Int(storeSize) - 28) bytes)")
         }
         var out = template
         let start = store + 28

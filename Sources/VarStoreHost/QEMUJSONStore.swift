@@ -100,6 +100,14 @@ public enum QEMUJSONStore {
             guard let raw = hexBytes(digestText) else { throw FormatError("\(place2).digest is not a hex string") }
             digest = raw
         }
+        // Only a time-authenticated variable has a timestamp (and the rendered store writes
+        // one for each of them): a missing one is the zero time, as the service reads it,
+        // and one on any other variable means nothing and is dropped.
+        if attributes.contains(.timeBasedAuthenticatedWriteAccess) {
+            timestamp = timestamp ?? .zero
+        } else {
+            timestamp = nil
+        }
         return Variable(key: VariableKey(guid: guid, name: name),
                         attributes: attributes,
                         data: data, timestamp: timestamp, certificateDigest: digest)

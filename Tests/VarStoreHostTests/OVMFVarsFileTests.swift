@@ -56,4 +56,12 @@ struct OVMFVarsFileTests {
         #expect(rendered[header + 32 ..< header + 32 + queueSize].allSatisfy { $0 == 0xFF })
         #expect(rendered.count == template.count)
     }
+
+    @Test func aTemplateWhoseStoreIsSmallerThanItsHeaderIsRefusedNotTrapped() throws {
+        // Found by the convert fuzzer: a store size below the 28-byte header underflowed.
+        var template = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.template)))
+        let store = Int(template[0x30]) | Int(template[0x31]) << 8
+        template.replaceSubrange(store + 16 ..< store + 20, with: [20, 0, 0, 0])
+        #expect(throws: OVMFVarsFile.FormatError.self) { _ = try OVMFVarsFile.render([], template: template) }
+    }
 }

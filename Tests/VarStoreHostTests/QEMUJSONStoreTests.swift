@@ -84,4 +84,19 @@ import VarStoreCore
         #expect(throws: QEMUJSONStore.FormatError.self) { try QEMUJSONStore.load(contentsOf: url) }
         #expect(try String(contentsOf: url, encoding: .utf8) == garbage)
     }
+
+    @Test func onlyTimeAuthenticatedVariablesCarryATimeSoAStoreRoundTrips() throws {
+        // Found by the convert fuzzer: an AT variable without "time" rendered with a zero one,
+        // and a "time" on a plain variable was dropped on rendering.
+        let text = """
+            {"version": 2, "variables": [
+              {"name": "A", "guid": "8be4df61-93ca-11d2-aa0d-00e098032b8c", "attr": 35, "data": "00"},
+              {"name": "B", "guid": "8be4df61-93ca-11d2-aa0d-00e098032b8c", "attr": 7, "data": "01",
+               "time": "e9070101000000000000000000000000"}]}
+            """
+        let loaded = try QEMUJSONStore.parse(Data(text.utf8))
+        #expect(loaded[0].timestamp == .zero)
+        #expect(loaded[1].timestamp == nil)
+        #expect(try QEMUJSONStore.parse(Data(QEMUJSONStore.render(loaded).utf8)) == loaded)
+    }
 }
