@@ -162,19 +162,7 @@ public enum LUKS2Image {
     }
 
     static func volumeKey(device: Device, secret: [UInt8]) throws -> [UInt8] {
-        var key = [UInt8](repeating: 0, count: volumeKeyBytes)
-        var size = volumeKeyBytes
-        let result = secret.withUnsafeBufferPointer { pass in
-            pass.withMemoryRebound(to: CChar.self) { chars in
-                key.withUnsafeMutableBufferPointer { out in
-                    out.withMemoryRebound(to: CChar.self) { outChars in
-                        crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, outChars.baseAddress, &size, chars.baseAddress, chars.count)
-                    }
-                }
-            }
-        }
-        guard result >= 0 else { throw Failure("no keyslot opens with this key (wrong key or passphrase)") }
-        return Array(key[0..<size])
+        try openKeyslot(device: device, secret: secret).key
     }
 
     /// Adds a keyslot for `new`, authorised by `existing`: PBKDF2 for a key file (what an
@@ -216,22 +204,15 @@ public enum LUKS2Image {
         let device = try Device(path: path)
         defer { device.close() }
         try check(crypt_load(device.handle, "LUKS2", nil), "load")
-        let bytes = secret.bytes
-        var size = volumeKeyBytes
-        var key = [CChar](repeating: 0, count: volumeKeyBytes)
-        let slot = bytes.withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) {
-                crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, &key, &size, $0.baseAddress, $0.count)
-            }
+        let slot: Int
+        do {
+            slot = try openKeyslot(device: device, secret: secret.bytes).slot
+        } catch {
+            throw Failure("no keyslot opens with this key")
         }
-        guard slot >= 0 else { throw Failure("no keyslot opens with this key") }
-        let active = (0 ..< Int(crypt_keyslot_max("LUKS2"))).filter {
-            let status = crypt_keyslot_status(device.handle, Int32($0))
-            return status == CRYPT_SLOT_ACTIVE || status == CRYPT_SLOT_ACTIVE_LAST
-        }
-        guard active.count > 1 else { throw Failure("keyslot \(slot) is the last one; removing it would lose the image") }
-        try check(crypt_keyslot_destroy(device.handle, slot), "keyslot removal")
-        return Int(slot)
+        guard activeKeyslots(device).count > 1 else { throw Failure("keyslot \(slot) is the last one; removing it would lose the image") }
+        try check(crypt_keyslot_destroy(device.handle, Int32(slot)), "keyslot removal")
+        return slot
     }
 
     /// The keyslots in use and their key derivation (for `inspect`).
@@ -240,9 +221,7 @@ public enum LUKS2Image {
         defer { device.close() }
         try check(crypt_load(device.handle, "LUKS2", nil), "load")
         var slots: [(Int, String)] = []
-        for slot in 0 ..< Int(crypt_keyslot_max("LUKS2")) {
-            let status = crypt_keyslot_status(device.handle, Int32(slot))
-            guard status == CRYPT_SLOT_ACTIVE || status == CRYPT_SLOT_ACTIVE_LAST else { continue }
+        for slot in activeKeyslots(device) {
             var pbkdf = crypt_pbkdf_type()
             let kdf = crypt_keyslot_get_pbkdf(device.handle, Int32(slot), &pbkdf) == 0 && pbkdf.type != nil
                 ? String(cString: pbkdf.type) : "unknown"
