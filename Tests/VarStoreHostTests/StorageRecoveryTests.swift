@@ -14,6 +14,9 @@ struct FlakyFlash: Flash {
     var durable: [UInt8]
     var pending: [(UInt64, [UInt8])] = []
     var failFlushes = 0
+    /// Flushes (counted from 1) that fail, whatever `failFlushes` says.
+    var failingFlushNumbers: Set<Int> = []
+    var flushes = 0
     var loseOnFailure = true
     var failWrites: Set<Int> = []
     var writes = 0
@@ -34,8 +37,9 @@ struct FlakyFlash: Flash {
         pending.append((offset, bytes))
     }
     mutating func flush() throws(FlashError) {
-        if failFlushes > 0 {
-            failFlushes -= 1
+        flushes += 1
+        if failFlushes > 0 || failingFlushNumbers.contains(flushes) {
+            if failFlushes > 0 { failFlushes -= 1 }
             if loseOnFailure { pending.removeAll() }
             throw .ioError
         }
