@@ -83,36 +83,70 @@ import VarStoreCrypto
         return FaultInjectingFlash(bytes: formatted.device.current)
     }
 
+    /// A store on a recording flash, committed to step by step: the state after each commit
+    /// and how many device events it had taken by then, so every cut can be replayed.
+    struct RecordedCommits {
+        let initial: FaultInjectingFlash
+        let log: Log<FaultInjectingFlash>
+        var states: [[Variable]]
+        var acknowledged: [Int] = [0]
+
+        init(size: Int) throws {
+            initial = try VariableLogTests.freshFaultFlash(size: size)
+            log = try Log.open(device: initial, crypto: Libcrypto(), volumeKey: VariableLogTests.key, binding: VariableLogTests.binding)
+            states = [log.live.all]
+        }
+
+        mutating func commit(_ changes: [JournalChange]) throws {
+            try log.commit(changes)
+            states.append(log.live.all)
+            acknowledged.append(log.device.events.count)
+        }
+
+        /// Cuts every write after each of `tears(write)` bytes and reopens the image; each must
+        /// hold the state of the last acknowledged commit or of the one in flight (else an
+        /// issue is recorded and the walk stops). `then` sees each opened store. Returns the
+        /// number of cuts that opened well.
+        func everyCut(tears: ([UInt8]) -> [Int], then: (Log<MemoryFlash>, Int) throws -> Void = { _, _ in }) throws -> Int {
+            let events = log.device.events
+            var cuts = 0
+            for (index, event) in events.enumerated() {
+                guard case .write(_, let bytes) = event else { continue }
+                for torn in tears(bytes) where torn <= bytes.count {
+                    let image = FaultInjectingFlash.replay(events, onto: initial.durable, cut: index, tornBytes: torn)
+                    let opened = try VariableLogTests.open(MemoryFlash(bytes: image))
+                    let (ok, acked) = holdsAcknowledgedState(opened, cutAt: index)
+                    #expect(ok, "cut at event \(index) (\(torn) bytes of the write): not commit \(acked) or \(acked + 1)")
+                    if !ok { return cuts }
+                    try then(opened, index)
+                    cuts += 1
+                }
+            }
+            return cuts
+        }
+
+        /// Whether `opened` (the image cut at device event `index`) holds the state of the
+        /// last commit acknowledged before the cut or of the one in flight; and that commit.
+        func holdsAcknowledgedState(_ opened: Log<MemoryFlash>, cutAt index: Int) -> (Bool, Int) {
+            let acked = acknowledged.lastIndex { $0 <= index } ?? 0
+            return (opened.live.all == states[acked] || (acked + 1 < states.count && opened.live.all == states[acked + 1]), acked)
+        }
+
+        var writes: Int { log.device.events.filter { if case .write = $0 { true } else { false } }.count }
+    }
+
     @Test func aPowerCutAtEveryWriteOpensAsTheAcknowledgedState() throws {
         // 1,200 random commits on 128 KiB (dozens of compactions), recording every write and
         // flush; then every write is cut before it starts, half-way (whole sectors), and
         // after one byte of a sector, and the image reopened.
-        let initial = try Self.freshFaultFlash(size: 128 << 10)
-        let log = try Log.open(device: initial, crypto: Libcrypto(), volumeKey: Self.key, binding: Self.binding)
+        var run = try RecordedCommits(size: 128 << 10)
         var workload = Workload(state: 99)
-        var states: [[Variable]] = [log.live.all]
-        var acknowledged: [Int] = [0]
         for _ in 0 ..< 1200 {
-            var change = workload.change(live: log.live)
+            var change = workload.change(live: run.log.live)
             if case .put(let v) = change, v.data.count > 1500 { change = .put(Self.variable(v.name.text, Array(v.data.prefix(1500)))) }
-            try log.commit([change])
-            states.append(log.live.all)
-            acknowledged.append(log.device.events.count)
+            try run.commit([change])
         }
-        let events = log.device.events
-        var cuts = 0
-        for (index, event) in events.enumerated() {
-            guard case .write(_, let bytes) = event else { continue }
-            for torn in [0, (bytes.count / 1024) * 512, 1] where torn <= bytes.count {
-                let image = FaultInjectingFlash.replay(events, onto: initial.durable, cut: index, tornBytes: torn)
-                let opened = try Self.open(MemoryFlash(bytes: image))
-                let acked = acknowledged.lastIndex { $0 <= index } ?? 0
-                let ok = opened.live.all == states[acked] || (acked + 1 < states.count && opened.live.all == states[acked + 1])
-                #expect(ok, "cut at event \(index) (\(torn) bytes of the write): not commit \(acked) or \(acked + 1)")
-                if !ok { return }
-                cuts += 1
-            }
-        }
+        let cuts = try run.everyCut(tears: { [0, ($0.count / 1024) * 512, 1] })
         #expect(cuts > 3000)
     }
 
@@ -120,20 +154,15 @@ import VarStoreCrypto
         // Between two flushes a device may persist any subset of the sectors written, in any
         // order. Every flush interval of a workload (records, snapshots, superblocks) is cut
         // with sector subsets: the image opens as the state before or after that commit.
-        let initial = try Self.freshFaultFlash(size: 128 << 10)
-        let log = try Log.open(device: initial, crypto: Libcrypto(), volumeKey: Self.key, binding: Self.binding)
+        var run = try RecordedCommits(size: 128 << 10)
         var workload = Workload(state: 5)
-        var states: [[Variable]] = [log.live.all]
-        var acknowledged: [Int] = [0]
         for _ in 0 ..< 300 {
-            var change = workload.change(live: log.live)
+            var change = workload.change(live: run.log.live)
             if case .put(let v) = change, v.data.count > 800 { change = .put(Self.variable(v.name.text, Array(v.data.prefix(800)))) }
-            try log.commit([change])
-            states.append(log.live.all)
-            acknowledged.append(log.device.events.count)
+            try run.commit([change])
         }
-        let events = log.device.events
-        var image = initial.durable
+        let events = run.log.device.events
+        var image = run.initial.durable
         var generator = Workload(state: 11)
         var intervals = 0
         var index = 0
@@ -149,14 +178,13 @@ import VarStoreCrypto
                 }
                 end += 1
             }
-            let acked = acknowledged.lastIndex { $0 <= index } ?? 0
             for _ in 0 ..< 6 where !sectors.isEmpty {
                 var cut = image
                 for (offset, bytes) in sectors where generator.next() % 2 == 0 {
                     cut.replaceSubrange(Int(offset) ..< Int(offset) + 512, with: bytes)
                 }
                 let opened = try Self.open(MemoryFlash(bytes: cut))
-                let ok = opened.live.all == states[acked] || (acked + 1 < states.count && opened.live.all == states[acked + 1])
+                let (ok, _) = run.holdsAcknowledgedState(opened, cutAt: index)
                 #expect(ok, "interval at event \(index)")
                 if !ok { return }
             }
@@ -227,39 +255,22 @@ import VarStoreCrypto
     @Test func aCommitLargerThanOneRecordIsAllOrNothingAtEveryCut() throws {
         // Small commits around two groups of several records each; every write is cut and
         // the image reopened: it holds the state before a group or after it, never part.
-        let initial = try Self.freshFaultFlash(size: 512 << 10)
-        let log = try Log.open(device: initial, crypto: Libcrypto(), volumeKey: Self.key, binding: Self.binding)
-        var states: [[Variable]] = [log.live.all]
-        var acknowledged: [Int] = [0]
-        let generationBefore = log.generation
+        var run = try RecordedCommits(size: 512 << 10)
+        let generationBefore = run.log.generation
         for changes in [[.put(Self.variable("A", [1]))], Self.largeGroup(1), [.put(Self.variable("B", [2]))],
                         Self.largeGroup(7), [.delete(Self.variable("A", []).key)]] as [[JournalChange]] {
-            try log.commit(changes)
-            states.append(log.live.all)
-            acknowledged.append(log.device.events.count)
+            try run.commit(changes)
         }
         // The groups really took several records each.
-        #expect(log.generation - generationBefore >= 9)
-        let events = log.device.events
-        var cuts = 0
-        for (index, event) in events.enumerated() {
-            guard case .write(_, let bytes) = event else { continue }
-            for torn in [0, (bytes.count / 1024) * 512] where torn <= bytes.count {
-                let image = FaultInjectingFlash.replay(events, onto: initial.durable, cut: index, tornBytes: torn)
-                let opened = try Self.open(MemoryFlash(bytes: image))
-                let acked = acknowledged.lastIndex { $0 <= index } ?? 0
-                let ok = opened.live.all == states[acked] || (acked + 1 < states.count && opened.live.all == states[acked + 1])
-                #expect(ok, "cut at event \(index): not commit \(acked) or \(acked + 1)")
-                if !ok { return }
-                // The store goes on from a cut group: a later commit, and the reopen after it,
-                // see no trace of the lost part.
-                try opened.commit([.put(Self.variable("After", [9]))])
-                let again = try Self.open(opened.device)
-                #expect(again.live.all == opened.live.all, "commit after a cut at event \(index)")
-                cuts += 1
-            }
+        #expect(run.log.generation - generationBefore >= 9)
+        let cuts = try run.everyCut(tears: { [0, ($0.count / 1024) * 512] }) { opened, index in
+            // The store goes on from a cut group: a later commit, and the reopen after it,
+            // see no trace of the lost part.
+            try opened.commit([.put(Self.variable("After", [9]))])
+            let again = try Self.open(opened.device)
+            #expect(again.live.all == opened.live.all, "commit after a cut at event \(index)")
         }
-        #expect(cuts == 2 * events.filter { if case .write = $0 { true } else { false } }.count)
+        #expect(cuts == 2 * run.writes)
     }
 
     @Test func aFailedWriteInsideAGroupLeavesTheStateBefore() throws {
