@@ -322,3 +322,45 @@ import VarStoreCrypto
         }
     }
 }
+
+/// Sealing that keeps the plaintext readable (a zero tag), so a test can forge what only a
+/// key holder could write and check that even such content cannot trap the reader.
+struct ReadableSealing: StorageCrypto {
+    let real = Libcrypto()
+    func sha256(_ data: [UInt8]) -> [UInt8] { real.sha256(data) }
+    func sha512(_ data: [UInt8]) -> [UInt8] { real.sha512(data) }
+    func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], count: Int) -> [UInt8] { real.hkdfSHA256(key: key, salt: salt, info: info, count: count) }
+    func pbkdf2(_ hash: DigestAlgorithm, password: [UInt8], salt: [UInt8], iterations: UInt32, count: Int) -> [UInt8]? {
+        real.pbkdf2(hash, password: password, salt: salt, iterations: iterations, count: count)
+    }
+    func sealAES256GCM(key: [UInt8], nonce: [UInt8], additionalData: [UInt8], plaintext: [UInt8]) -> [UInt8]? {
+        plaintext + [UInt8](repeating: 0, count: 16)
+    }
+    func openAES256GCM(key: [UInt8], nonce: [UInt8], additionalData: [UInt8], sealed: [UInt8]) -> [UInt8]? {
+        sealed.count >= 16 ? Array(sealed.dropLast(16)) : nil
+    }
+    func aesXTS(encrypt: Bool, key: [UInt8], sector: UInt64, data: [UInt8]) -> [UInt8]? { data }
+    func randomBytes(_ count: Int) -> [UInt8]? { real.randomBytes(count) }
+}
+
+@Suite struct ForgedCountTests {
+    @Test func generationsNearTheTopOfTheRangeAreRefusedNotOverflowed() throws {
+        // A superblock and its snapshot record forged to generation 2^64 − 1 (consistent with
+        // each other, as a key holder could write them): the reader refuses the superblock
+        // instead of adding a part count to the generation and trapping.
+        let key = [UInt8](repeating: 7, count: 64), binding = Array("forged".utf8)
+        let log = try VariableLog.format(device: MemoryFlash(size: 96 << 10), crypto: ReadableSealing(), volumeKey: key, binding: binding)
+        var bytes = log.device.bytes
+        let superblock = 512  // a new store's superblock: sequence 1, so slot B (storage.md)
+        let max: [UInt8] = [UInt8](repeating: 0xFF, count: 8)
+        bytes.replaceSubrange(superblock + 20 + 32 ..< superblock + 20 + 40, with: max)   // checkpoint generation
+        bytes.replaceSubrange(2 * 512 + 16 ..< 2 * 512 + 24, with: max)                     // first record's generation
+        #expect(throws: StorageError.notFormatted) {
+            _ = try VariableLog.open(device: MemoryFlash(bytes: bytes), crypto: ReadableSealing(), volumeKey: key, binding: binding)
+        }
+        #expect(throws: StorageError.self) {
+            _ = try VariableLog.format(device: MemoryFlash(size: 96 << 10), crypto: ReadableSealing(), volumeKey: key,
+                                       binding: binding, afterGeneration: UInt64.max - 1)
+        }
+    }
+}

@@ -42,6 +42,10 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     /// count, changes length.
     static var bodyHeaderBytes: Int { 48 }
 
+    /// Generations and superblock sequences read from the medium are refused from here on:
+    /// with a part count (at most 65,535) added they stay far from overflowing.
+    public static var generationLimit: UInt64 { 1 << 62 }
+
     /// The most change bytes one record can carry.
     public static var maximumRecordPayload: Int {
         Int(maximumRecordSectors) * sectorBytes - headerBytes - tagBytes - bodyHeaderBytes
@@ -140,6 +144,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
                               binding: [UInt8], afterGeneration: UInt64 = 0) throws(StorageError) -> VariableLog {
         let log = VariableLog(device: device, crypto: crypto, keys: keys(crypto, volumeKey: volumeKey, binding: binding),
                               binding: binding, logSectors: try geometry(device))
+        guard afterGeneration < generationLimit / 2 else { throw .invalidGeometry("the first generation is out of range") }
         log.generation = afterGeneration
         // Both slots start invalid, so a half-formatted image never opens as another store.
         try log.writeSectors([UInt8](repeating: 0, count: 2 * sectorBytes), atSegmentSector: 0)
@@ -387,6 +392,9 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     func appendRecord(kind: Kind, part: Int, of parts: Int, payload: [UInt8], sectors: UInt64) throws(StorageError) -> UInt64 {
         guard let placed = place(sectors, head: head, used: used) else { throw .full }
         let at = placed.at
+        // Far beyond any real store (2^62 commits), but counts read from the medium are kept
+        // below it, so no sum of a generation and a part count can overflow.
+        guard generation + 1 < Self.generationLimit else { throw .full }
         let nextGeneration = generation + 1
         guard let headerNonce = crypto.randomBytes(12), let bodyNonce = crypto.randomBytes(12) else { throw .noRandomness }
         var headerPlain: [UInt8] = []
@@ -446,7 +454,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
               let plain = crypto.openAES256GCM(key: keys.header, nonce: Array(first[4..<16]),
                                                additionalData: headerAAD(logSector), sealed: Array(first[16..<64])),
               plain.count == 32,
-              let generation = LittleEndian.load(UInt64.self, from: plain, at: 0),
+              let generation = LittleEndian.load(UInt64.self, from: plain, at: 0), generation < Self.generationLimit,
               let sectors = LittleEndian.load(UInt32.self, from: plain, at: 8),
               sectors >= 1, UInt64(sectors) <= Self.maximumRecordSectors,
               logSector + UInt64(sectors) <= logSectors else { return nil }
@@ -722,7 +730,8 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
               let sectors = LittleEndian.load(UInt64.self, from: plain, at: 16),
               let checkpoint = LittleEndian.load(UInt64.self, from: plain, at: 24),
               let checkpointGeneration = LittleEndian.load(UInt64.self, from: plain, at: 32),
-              checkpointGeneration >= 1 else { return nil }
+              checkpointGeneration >= 1, checkpointGeneration < Self.generationLimit,
+              sequence < Self.generationLimit else { return nil }
         return Superblock(sequence: sequence, logSectors: sectors, checkpointSector: checkpoint,
                           checkpointGeneration: checkpointGeneration, chainDigest: Array(plain[40..<72]))
     }
