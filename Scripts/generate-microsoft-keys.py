@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Writes Sources/VarStoreHost/MicrosoftKeys.swift from Microsoft's public Secure Boot objects
-(microsoft/secureboot_objects, as copied in ../shared/vectors/microsoft): the two KEK CAs, the
+(microsoft/secureboot_objects, as copied in Tests/Vectors/microsoft): the two KEK CAs, the
 four db CAs and the current amd64 dbx update. Usage: generate-microsoft-keys.py [VECTORS-DIR]"""
 import base64, hashlib, os, sys, textwrap
 
 here = os.path.dirname(os.path.abspath(__file__))
-vectors = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "..", "shared", "vectors", "microsoft")
+vectors = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "Tests", "Vectors", "microsoft")
 entries = [
     ("kekCA2011", "MicCorKEKCA2011_2011-06-24.der", "Microsoft Corporation KEK CA 2011"),
     ("kekCA2023", "microsoft-corporation-kek-2k-ca-2023.der", "Microsoft Corporation KEK 2K CA 2023"),

@@ -4,7 +4,7 @@ import VarStoreCore
 import VarStoreCrypto
 @testable import VarStoreHost
 
-/// Replays real OVMF boots recorded at QEMU's uefi-vars device (../shared/vectors/ovmf,
+/// Replays real OVMF boots recorded at QEMU's uefi-vars device (Tests/Vectors/ovmf,
 /// format UVTRACE1) through our device and compares every reply with QEMU's.
 ///
 /// Where we deliberately follow edk2 instead of QEMU, the reply differs; each such difference has a name and a rule that recognises
@@ -73,7 +73,7 @@ import VarStoreCrypto
         return String(decoding: units, as: UTF16.self)
     }
 
-    struct Outcome {
+    struct Comparison {
         var compared = 0
         var identical = 0
         var explained: [Difference: Int] = [:]
@@ -121,59 +121,161 @@ import VarStoreCrypto
         return offsets.prefix(6).map { "@\($0): \(theirs[$0])/\(ours[$0])" }.joined(separator: " ")
     }
 
-    static func replay(_ trace: String) throws -> (Outcome, VariableService<Libcrypto, MemoryJournal>) {
-        let directory = SharedVectors.url("vectors/ovmf")
-        let service = VariableService()
-        service.load(try QEMUJSONStore.load(contentsOf: directory.appendingPathComponent("\(trace).before.json")))
+    /// The four recorded boots.
+    static let traces = ["a-first-boot-empty", "b-second-boot", "d-setvar-reset", "d2-reload-after-setvar"]
+
+    /// How a request reaches the service: the uefi-vars device by DMA or through its PIO
+    /// window, or the SVSM UEFI MM call.
+    enum Transport: String, CaseIterable, CustomStringConvertible {
+        case dma, pio, svsm
+        var description: String { rawValue }
+    }
+
+    /// What a transport said besides the reply bytes, in terms both transports share: the
+    /// device's CMD_STS and the SVSM result code name the same three outcomes.
+    enum Outcome: Equatable {
+        case handled, unsupportedHandler, badBufferSize
+        case other(UInt64)
+
+        init(deviceStatus: UInt16) {
+            switch deviceStatus {
+            case 0x00: self = .handled
+            case 0x11: self = .unsupportedHandler
+            case 0x12: self = .badBufferSize
+            default: self = .other(UInt64(deviceStatus))
+            }
+        }
+
+        init(svsmStatus: UInt64) {
+            switch svsmStatus {
+            case SVSMStatus.success: self = .handled
+            case SVSMStatus.invalidRequest: self = .unsupportedHandler
+            case SVSMStatus.invalidParameter: self = .badBufferSize
+            default: self = .other(svsmStatus)
+            }
+        }
+
+        /// The CMD_STS value the device latches for this outcome.
+        var deviceStatus: UInt16 {
+            switch self {
+            case .handled: return 0x00
+            case .unsupportedHandler: return 0x11
+            case .badBufferSize: return 0x12
+            case .other(let code): return UInt16(truncatingIfNeeded: code)
+            }
+        }
+    }
+
+    /// One service loaded from a trace's `.before.json`, reachable through every transport over
+    /// the same guest RAM, with the 64 KiB communication buffer edk2 uses (MAX_BUFFER_SIZE in
+    /// both QemuMmio's BUFFER_SIZE and VirtMmSvsmComm's RDX).
+    struct Rig {
+        static let bufferSize: UInt64 = 0x10000
+        /// A page-aligned buffer, as VirtMmCommunicationDxe allocates it for the SVSM call.
+        static let svsmBuffer: UInt64 = 0x7F00_0000
+        let service: VariableService<Libcrypto, MemoryJournal>
         let ram = SparseGuestRAM(size: 1 << 32)
-        let device = UEFIVarsDevice(service: service, memory: ram)
-        device.mmioWrite(offset: 0x04, size: 4, value: 0x10000)
-        var outcome = Outcome()
-        var pending: [UInt8]?
-        var pendingAddress: UInt64 = 0
-        for record in try records(directory.appendingPathComponent("\(trace).bin")) {
+        let device: UEFIVarsDevice<SparseGuestRAM, Libcrypto, MemoryJournal>
+        let svsm: SVSMUEFIMM<SparseGuestRAM, Libcrypto, MemoryJournal>
+
+        init(_ trace: String) throws {
+            service = VariableService()
+            service.load(try QEMUJSONStore.load(contentsOf: TestVectors.url("ovmf/\(trace).before.json")))
+            device = UEFIVarsDevice(service: service, memory: ram)
+            svsm = SVSMUEFIMM(service: service, memory: ram)
+            device.mmioWrite(offset: 0x04, size: 4, value: Self.bufferSize)
+        }
+
+        /// Sends `request` (24-byte header and MessageLength bytes, as recorded) and returns
+        /// the reply, which has the request's length on every transport.
+        func exchange(_ request: [UInt8], at dmaAddress: UInt64, through transport: Transport) throws -> (Outcome, [UInt8]) {
+            switch transport {
+            case .dma:
+                try ram.store(request, at: dmaAddress)
+                device.mmioWrite(offset: 0x08, size: 4, value: dmaAddress & 0xFFFF_FFFF)
+                device.mmioWrite(offset: 0x0C, size: 4, value: dmaAddress >> 32)
+                device.mmioWrite(offset: 0x02, size: 2, value: 2)  // DMA_MM
+                let status = UInt16(device.mmioRead(offset: 0x02, size: 2))
+                return (Outcome(deviceStatus: status), try ram.bytes(at: dmaAddress, count: request.count))
+            case .pio:
+                // edk2 QemuMmio.c: PIO_ZERO_OFFSET, the request through the window 4 bytes at a
+                // time, PIO_MM, PIO_ZERO_OFFSET, the reply back through the window.
+                let words = (request.count + 3) / 4
+                let padded = request + [UInt8](repeating: 0, count: words * 4 - request.count)
+                device.mmioWrite(offset: 0x02, size: 2, value: 4)
+                for word in 0..<words { device.mmioWrite(offset: 0x10, size: 4, value: UInt64(u32(padded, word * 4))) }
+                device.mmioWrite(offset: 0x02, size: 2, value: 3)
+                let status = UInt16(device.mmioRead(offset: 0x02, size: 2))
+                device.mmioWrite(offset: 0x02, size: 2, value: 4)
+                var reply: [UInt8] = []
+                reply.reserveCapacity(words * 4)
+                for _ in 0..<words {
+                    let value = UInt32(truncatingIfNeeded: device.mmioRead(offset: 0x10, size: 4))
+                    reply += [UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 24)]
+                }
+                return (Outcome(deviceStatus: status), Array(reply.prefix(request.count)))
+            case .svsm:
+                // VirtMmSvsmComm: RAX = (4 << 32) | 1, RCX = the buffer, RDX = its whole size.
+                try ram.store(request, at: Self.svsmBuffer)
+                let out = svsm.call(SVSMCall(rax: 4 << 32 | 1, rcx: Self.svsmBuffer, rdx: Self.bufferSize))
+                return (Outcome(svsmStatus: out.rax), try ram.bytes(at: Self.svsmBuffer, count: request.count))
+            }
+        }
+    }
+
+    /// Feeds every request of `trace` through `transport`, resetting the platform where the
+    /// recording did, and hands each recorded record, our reply and the rig to `body`.
+    static func replay(_ trace: String, through transport: Transport,
+                       _ body: (_ rig: Rig, _ request: [UInt8], _ record: Record, _ outcome: Outcome, _ reply: [UInt8]) throws -> Void)
+        throws -> Rig {
+        let rig = try Rig(trace)
+        var pending: Record?
+        for record in try records(TestVectors.url("ovmf/\(trace).bin")) {
             switch record.tag {
             case "OPEN", "HRST":
-                service.platformReset()
+                rig.service.platformReset()
             case "REQ ":
-                pending = record.payload
-                pendingAddress = record.arg
+                pending = record
             case "RSP ":
                 guard let request = pending else { continue }
                 pending = nil
-                var ourNext: String?
-                if request.count >= 64, u64(request, 24) == 2, let guid = EFIGUID(wire: request, at: 40),
-                   let text = name(request, at: 64, size: u64(request, 56)), let current = VariableName(text) {
-                    ourNext = (try? service.nextVariable(after: VariableKey(guid: guid, name: current)))?.name.text
-                }
-                try ram.store(request, at: pendingAddress)
-                device.mmioWrite(offset: 0x08, size: 4, value: pendingAddress & 0xFFFF_FFFF)
-                device.mmioWrite(offset: 0x0C, size: 4, value: pendingAddress >> 32)
-                device.mmioWrite(offset: 0x02, size: 2, value: 2)
-                let ourStatus = UInt16(device.mmioRead(offset: 0x02, size: 2))
-                let ours = try ram.bytes(at: pendingAddress, count: request.count)
-                outcome.compared += 1
-                if ours == record.payload && ourStatus == record.status {
-                    outcome.identical += 1
-                } else if let reason = explain(request: request, theirs: record.payload, theirStatus: record.status,
-                                               ours: ours, ourStatus: ourStatus, ourNext: ourNext) {
-                    outcome.explained[reason, default: 0] += 1
-                } else {
-                    let function = request.count >= 32 ? u64(request, 24) : 0
-                    outcome.unexplained.append("seq \(record.seq): function \(function) device \(record.status)/\(ourStatus) "
-                        + "result 0x\(String(request.count >= 40 ? u64(record.payload, 32) : 0, radix: 16))"
-                        + "/0x\(String(ours.count >= 40 ? u64(ours, 32) : 0, radix: 16))"
-                        + " differing bytes \(Self.differences(record.payload, ours))")
-                }
+                let (outcome, reply) = try rig.exchange(request.payload, at: request.arg, through: transport)
+                try body(rig, request.payload, record, outcome, reply)
             default:
                 break
             }
         }
-        return (outcome, service)
+        return rig
     }
 
-    @Test(.enabled(if: SharedVectors.available, "../shared/vectors is not present"),
-          arguments: ["a-first-boot-empty", "b-second-boot", "d-setvar-reset", "d2-reload-after-setvar"])
+    static func replay(_ trace: String) throws -> (Comparison, VariableService<Libcrypto, MemoryJournal>) {
+        var comparison = Comparison()
+        let rig = try replay(trace, through: .dma) { rig, request, record, outcome, ours in
+            comparison.compared += 1
+            // GetNextVariableName changes nothing, so the name it enumerates next is the same
+            // after the request as before it.
+            var ourNext: String?
+            if request.count >= 64, u64(request, 24) == 2, let guid = EFIGUID(wire: request, at: 40),
+               let text = name(request, at: 64, size: u64(request, 56)), let current = VariableName(text) {
+                ourNext = (try? rig.service.nextVariable(after: VariableKey(guid: guid, name: current)))?.name.text
+            }
+            if ours == record.payload && outcome.deviceStatus == record.status {
+                comparison.identical += 1
+            } else if let reason = explain(request: request, theirs: record.payload, theirStatus: record.status,
+                                           ours: ours, ourStatus: outcome.deviceStatus, ourNext: ourNext) {
+                comparison.explained[reason, default: 0] += 1
+            } else {
+                let function = request.count >= 32 ? u64(request, 24) : 0
+                comparison.unexplained.append("seq \(record.seq): function \(function) device \(record.status)/\(outcome) "
+                    + "result 0x\(String(request.count >= 40 ? u64(record.payload, 32) : 0, radix: 16))"
+                    + "/0x\(String(ours.count >= 40 ? u64(ours, 32) : 0, radix: 16))"
+                    + " differing bytes \(Self.differences(record.payload, ours))")
+            }
+        }
+        return (comparison, rig.service)
+    }
+
+    @Test(arguments: traces)
     func everyReplyMatchesQEMUOrANamedDifference(_ trace: String) throws {
         let (outcome, service) = try Self.replay(trace)
         print("\(trace): \(outcome.compared) replies, \(outcome.identical) identical to QEMU's, differences \(outcome.explained.map { "\($0.key.rawValue): \($0.value)" }.sorted())")
@@ -185,12 +287,63 @@ import VarStoreCrypto
 
         // The non-volatile store ends exactly as QEMU's did, order included, apart from the
         // Secure Boot platform variables each implementation keeps its own way.
-        let expected = try QEMUJSONStore.load(contentsOf: SharedVectors.url("vectors/ovmf/\(trace).after.json"))
+        let expected = try QEMUJSONStore.load(contentsOf: TestVectors.url("ovmf/\(trace).after.json"))
             .filter { !Self.secureBootNames.contains($0.name.text) }
         let ours = service.nonVolatileVariables.filter { !Self.secureBootNames.contains($0.name.text) }
         #expect(ours.map(\.name.text) == expected.map(\.name.text))
         #expect(ours == expected)
         #expect(service.nonVolatileVariables.first { $0.key == SecureBootVariable.customMode }?.data == [0])
         #expect(service.nonVolatileVariables.first { $0.key == SecureBootVariable.vendorKeysNv }?.data == [1])
+    }
+}
+
+/// The two transports are one service: the same request bytes and the same buffer size give
+/// the same reply bytes, whether they arrive by DMA, through the PIO window or through the SVSM
+/// call (issue 18: GET_PAYLOAD_SIZE once answered 8 over the SVSM call instead of 65,496, and
+/// GetNextVariableName EFI_BAD_BUFFER_SIZE instead of EFI_BUFFER_TOO_SMALL).
+@Suite struct TransportEquivalenceTests {
+    typealias Replay = OVMFTraceReplayTests
+
+    struct Reply: Equatable {
+        let seq: UInt32
+        let outcome: Replay.Outcome
+        let bytes: [UInt8]
+    }
+
+    static func replies(_ trace: String, through transport: Replay.Transport) throws -> [Reply] {
+        var replies: [Reply] = []
+        _ = try Replay.replay(trace, through: transport) { _, _, record, outcome, reply in
+            replies.append(Reply(seq: record.seq, outcome: outcome, bytes: reply))
+        }
+        return replies
+    }
+
+    @Test(arguments: Replay.traces, [Replay.Transport.pio, .svsm])
+    func everyRecordedRequestGetsTheDMAReply(_ trace: String, _ transport: Replay.Transport) throws {
+        let expected = try Self.replies(trace, through: .dma)
+        let ours = try Self.replies(trace, through: transport)
+        #expect(expected.count > 800)
+        #expect(ours.count == expected.count)
+        var differing: [String] = []
+        for (theirs, mine) in zip(expected, ours) where theirs != mine {
+            differing.append("seq \(theirs.seq): dma \(theirs.outcome) status 0x\(String(u64(theirs.bytes, 32), radix: 16)), "
+                + "\(transport) \(mine.outcome) status 0x\(String(u64(mine.bytes, 32), radix: 16)), "
+                + "bytes \(Replay.differences(theirs.bytes, mine.bytes))")
+        }
+        print("\(trace): \(expected.count) requests through \(transport), \(expected.count - differing.count) replies identical to DMA")
+        #expect(differing.isEmpty, "\(trace) through \(transport): \(differing.count) replies differ from DMA: \(differing.prefix(10))")
+    }
+
+    /// The first request a booting OVMF sends: its answer sizes every later request
+    /// (VariableSmmRuntimeDxe's mVariableBufferPayloadSize).
+    @Test(arguments: Replay.Transport.allCases)
+    func getPayloadSizeIsTheBufferLessBothHeaders(_ transport: Replay.Transport) throws {
+        let rig = try Replay.Rig("a-first-boot-empty")
+        // MM header (GUID, MessageLength 24), SMM header (Function 11, ReturnStatus), PayloadSize.
+        let request = wireGUID("ed32d533-99e6-4209-9cc0-2d72cdd998a7") + le64(24) + le64(11) + le64(0) + le64(0)
+        let (outcome, reply) = try rig.exchange(request, at: 0x10_0000, through: transport)
+        #expect(outcome == .handled)
+        #expect(u64(reply, 32) == 0)
+        #expect(u64(reply, 40) == 65_536 - 24 - 16)
     }
 }

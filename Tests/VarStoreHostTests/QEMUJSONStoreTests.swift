@@ -10,19 +10,18 @@ import VarStoreCore
         return url
     }
 
-    @Test(.enabled(if: SharedVectors.available, "../shared/vectors is not present"),
-          arguments: ["a-first-boot-empty.after.json", "d-setvar-reset.after.json"])
+    @Test(arguments: ["a-first-boot-empty.after.json", "d-setvar-reset.after.json"])
     func qemuWrittenStoresRoundTripByteForByte(_ file: String) throws {
-        let url = SharedVectors.url("vectors/ovmf/\(file)")
+        let url = TestVectors.url("ovmf/\(file)")
         let original = try String(contentsOf: url, encoding: .utf8)
         let variables = try QEMUJSONStore.load(contentsOf: url)
         #expect(variables.count > 10)
         #expect(QEMUJSONStore.render(variables) == original)
     }
 
-    @Test(.enabled(if: SharedVectors.available, "../shared/vectors is not present"))
+    @Test
     func qemuStoreFieldsAreDecoded() throws {
-        let variables = try QEMUJSONStore.load(contentsOf: SharedVectors.url("vectors/ovmf/a-first-boot-empty.after.json"))
+        let variables = try QEMUJSONStore.load(contentsOf: TestVectors.url("ovmf/a-first-boot-empty.after.json"))
         let keys = try #require(variables.first { $0.name.text == "VendorKeysNv" })
         #expect(keys.guid == .globalVariable)
         #expect(keys.attributes.rawValue == 35)

@@ -333,13 +333,13 @@ struct SecureBootTests {
 
     // MARK: Real Microsoft updates
 
-    @Test(.enabled(if: SharedVectors.available, "../shared/vectors is not present"))
+    @Test
     func microsoftDbxAndDbUpdatesApplyUnderTheMicrosoftKEKs() throws {
         let service = Service()
         let pk = try tools.signedUpdate("PK", payload: tools.signatureList(["PK"]), signer: "PK", time: "2026-01-01 00:00:00")
         #expect(set(service, Self.pk, Self.authenticated, pk) == .success)
         // KEK: both Microsoft KEK CAs, as X.509 lists made by cert-to-efi-sig-list, signed by PK.
-        let microsoft = SharedVectors.url("vectors/microsoft")
+        let microsoft = TestVectors.url("microsoft")
         for (name, file) in [("MSKEK2011", "MicCorKEKCA2011_2011-06-24.der"), ("MSKEK2023", "microsoft-corporation-kek-2k-ca-2023.der")] {
             try tools.run("openssl", "x509", "-inform", "DER", "-in", microsoft.appendingPathComponent(file).path, "-out", "\(name).crt")
         }

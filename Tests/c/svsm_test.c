@@ -8,6 +8,11 @@
  *   svsm_test                      variables in memory only
  *   svsm_test IMAGE KEYFILE        an encrypted image opened with a keyslot secret; the
  *                                  variable must survive destroying and re-creating the store
+ *   svsm_test --replay TRACE...    recorded OVMF request streams (the .bin files in Tests/Vectors/ovmf,
+ *                                  format UVTRACE1) sent to two stores, one through
+ *                                  varstore_svsm_call with RDX = 64 KiB as edk2's VirtMmSvsmComm
+ *                                  sends them, one through the uefi-vars device by DMA with
+ *                                  BUFFER_SIZE = 64 KiB: every reply must be the same bytes
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,12 +128,79 @@ static void through_mmio(varstore_t *store) {
     CHECK(memcmp(ram + BUFFER_GPA + 76 + 16, value, 4) == 0, "mmio GetVariable: data");
 }
 
+/* UVTRACE1: a 16-byte file header, then records of a 24-byte header (tag[4], seq u32, mode
+ * u16, status u16, len u32, arg u64) and len payload bytes. A REQ holds the MM buffer as the
+ * firmware sent it (24-byte header and MessageLength bytes). */
+#define SVSM_GPA 0x20000u
+#define DMA_GPA 0x40000u
+#define COMM_BUFFER_SIZE 0x10000u
+static int replay(const char *path, const varstore_platform_t *platform) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { fprintf(stderr, "svsm_test: cannot open %s\n", path); return -1; }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *trace = malloc((size_t)size);
+    int ok = trace && fread(trace, 1, (size_t)size, f) == (size_t)size && size >= 16 && memcmp(trace, "UVTRACE1", 8) == 0;
+    fclose(f);
+    if (!ok) { fprintf(stderr, "svsm_test: %s is not a UVTRACE1 file\n", path); free(trace); return -1; }
+    varstore_config_t config = {0};
+    int error = 0;
+    varstore_t *svsm = varstore_create(&config, platform, &error);
+    varstore_t *mmio = varstore_create(&config, platform, &error);
+    if (!svsm || !mmio) { fprintf(stderr, "svsm_test: varstore_create failed: %d\n", error); free(trace); return -1; }
+    varstore_mmio_write(mmio, 4, 4, COMM_BUFFER_SIZE);
+    varstore_mmio_write(mmio, 8, 4, DMA_GPA);
+    varstore_mmio_write(mmio, 0xC, 4, 0);
+    size_t offset = 16, requests = 0, identical = 0;
+    while (offset + 24 <= (size_t)size) {
+        const uint8_t *record = trace + offset;
+        uint32_t length = (uint32_t)record[12] | (uint32_t)record[13] << 8 | (uint32_t)record[14] << 16 |
+                          (uint32_t)record[15] << 24;
+        if (length > (size_t)size - offset - 24) break;
+        const uint8_t *payload = record + 24;
+        offset += 24 + length;
+        if (memcmp(record, "REQ ", 4) != 0 || length < 24 || length > COMM_BUFFER_SIZE) continue;
+        requests++;
+        memcpy(ram + SVSM_GPA, payload, length);
+        memcpy(ram + DMA_GPA, payload, length);
+        uint64_t rcx = SVSM_GPA;
+        uint64_t svsm_status = varstore_svsm_call(svsm, 4ull << 32 | 1, &rcx, COMM_BUFFER_SIZE, 0);
+        varstore_mmio_write(mmio, 2, 2, 2);                     /* DMA_MM */
+        uint64_t device_status = varstore_mmio_read(mmio, 2, 2);
+        /* SVSM_SUCCESS is device status 0; SVSM_ERR_INVALID_REQUEST 0x11; INVALID_PARAMETER 0x12. */
+        int same_status = (svsm_status == 0 && device_status == 0) ||
+                          (svsm_status == 0x80000006u && device_status == 0x11) ||
+                          (svsm_status == 0x80000005u && device_status == 0x12);
+        if (same_status && memcmp(ram + SVSM_GPA, ram + DMA_GPA, length) == 0) {
+            identical++;
+        } else if (failures++ < 10) {
+            fprintf(stderr, "svsm_test: %s: request %zu (function %llu): SVSM 0x%llx, device 0x%llx, replies %s\n", path,
+                    requests, (unsigned long long)get64(payload + 24), (unsigned long long)svsm_status,
+                    (unsigned long long)device_status, memcmp(ram + SVSM_GPA, ram + DMA_GPA, length) ? "differ" : "equal");
+        }
+    }
+    varstore_destroy(svsm);
+    varstore_destroy(mmio);
+    free(trace);
+    printf("svsm_test: %s: %zu requests, %zu replies identical through varstore_svsm_call and DMA\n", path, requests,
+           identical);
+    return requests > 0 && identical == requests ? 0 : -1;
+}
+
 int main(int argc, char **argv) {
     varstore_platform_t platform = {0};
     platform.guest_read = guest_read;
     platform.guest_write = guest_write;
     varstore_config_t config = {0};
     uint8_t key[4096];
+    if (argc >= 2 && strcmp(argv[1], "--replay") == 0) {
+        int result = argc > 2 ? 0 : 2;
+        for (int i = 2; i < argc; i++) {
+            if (replay(argv[i], &platform) != 0) result = 1;
+        }
+        return result;
+    }
     if (argc == 3) {
         image = fopen(argv[1], "r+b");
         FILE *k = fopen(argv[2], "rb");

@@ -49,6 +49,10 @@ public final class SVSMUEFIMM<Memory: GuestMemory, Crypto: AuthenticationCrypto,
 
     public let service: VariableService<Crypto, Journal>
     public var memory: Memory
+    /// The service's private copy of the current request (RDX bytes).
+    private var working = MMRequestCopy()
+    /// Where the one-byte probe of the buffer's first page lands.
+    private var probeByte: [UInt8] = [0]
 
     public init(service: VariableService<Crypto, Journal>, memory: Memory) {
         self.service = service
@@ -82,14 +86,19 @@ public final class SVSMUEFIMM<Memory: GuestMemory, Crypto: AuthenticationCrypto,
 
     /// SVSM_UEFI_MM_REQUEST: coconut's check_buffer order, then copy in once, dispatch, copy
     /// back the reply (the request's own length).
+    ///
+    /// The handlers see the whole buffer the guest declared (RDX), as the device's handlers see
+    /// BUFFER_SIZE: edk2 sizes every later request from GET_PAYLOAD_SIZE's answer, and a
+    /// GetNextVariableName whose next name outgrows the caller's NameSize must answer
+    /// EFI_BUFFER_TOO_SMALL with the size needed whenever that name fits the buffer. Only the
+    /// request's 24 + MessageLength bytes are read from the guest; the rest of the copy is zero.
     func request(address: UInt64, size: UInt64) -> UInt64 {
         let header = UInt64(MMCommunicateHeader.size)
         guard address != 0 else { return SVSMStatus.invalidParameter }
         // coconut's valid_phys_address on the start, then the alignment; the platform's guest
         // memory decides what is guest RAM (and checks every page we touch later).
-        var probe = [UInt8](repeating: 0, count: 1)
         do throws(GuestMemoryError) {
-            try memory.read(address, into: &probe, at: 0, count: 1)
+            try memory.read(address, into: &probeByte, at: 0, count: 1)
         } catch {
             return SVSMStatus.invalidAddress
         }
@@ -98,22 +107,23 @@ public final class SVSMUEFIMM<Memory: GuestMemory, Crypto: AuthenticationCrypto,
         // Not one of coconut's checks (its addresses cannot wrap): a buffer past the top of
         // the address space is not guest memory.
         guard CheckedSize.add(address, size) != nil else { return SVSMStatus.invalidAddress }
-        var buffer = [UInt8](repeating: 0, count: Int(header))
+        working.resize(to: Int(size))
+        working.willWrite(upTo: Int(header))
         do throws(GuestMemoryError) {
-            try memory.read(address, into: &buffer, at: 0, count: Int(header))
+            try memory.read(address, into: &working.bytes, at: 0, count: Int(header))
         } catch {
             return SVSMStatus.invalidAddress
         }
-        let length = LittleEndian.load(UInt64.self, from: buffer, at: MMCommunicateHeader.messageLengthOffset) ?? .max
+        let length = LittleEndian.load(UInt64.self, from: working.bytes, at: MMCommunicateHeader.messageLengthOffset) ?? .max
         guard length <= size - header else { return SVSMStatus.invalidParameter }
         let total = Int(header + length)
-        buffer += [UInt8](repeating: 0, count: total - Int(header))
+        working.willWrite(upTo: total)
         do throws(GuestMemoryError) {
-            try memory.read(address + header, into: &buffer, at: Int(header), count: total - Int(header))
+            try memory.read(address + header, into: &working.bytes, at: Int(header), count: total - Int(header))
         } catch {
             return SVSMStatus.invalidAddress
         }
-        switch MMDispatcher.dispatch(&buffer, service: service) {
+        switch MMDispatcher.dispatch(&working.bytes, service: service) {
         case .handled:
             break
         case .unsupportedHandler:
@@ -121,11 +131,11 @@ public final class SVSMUEFIMM<Memory: GuestMemory, Crypto: AuthenticationCrypto,
         case .badBufferSize:
             return SVSMStatus.invalidParameter
         }
-        // Handlers answer in place; a reply that grew would be a bug, and is refused rather
-        // than copied past the guest's buffer.
-        guard buffer.count == total else { return SVSMStatus.invalidRequest }
+        // Handlers answer in place and never past 24 + MessageLength; a copy that changed size
+        // would be a bug, and is refused rather than copied back.
+        guard working.capacity == Int(size) else { return SVSMStatus.invalidRequest }
         do throws(GuestMemoryError) {
-            try memory.write(address, from: buffer, range: 0 ..< total)
+            try memory.write(address, from: working.bytes, range: 0 ..< total)
         } catch {
             return SVSMStatus.invalidAddress
         }

@@ -52,9 +52,7 @@ public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCry
     private var dmaAddressLow: UInt32 = 0
     private var dmaAddressHigh: UInt32 = 0
     /// The service's private copy of the current request (bufferSize bytes).
-    private var working: [UInt8] = []
-    /// Bytes of `working` that may be non-zero since it was last cleared.
-    private var workingDirty = 0
+    private var working = MMRequestCopy()
     private var pioBuffer: [UInt8] = []
     public private(set) var pioOffset: UInt32 = 0
     private let crc = CRC32C()
@@ -141,8 +139,7 @@ public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCry
             // Both buffers are reallocated zero-filled: stale bytes must never be readable
             // through PIO_BUFFER_TRANSFER (QEMU CVE-2025-8860).
             bufferSize = min(UInt32(truncatingIfNeeded: value), Self.maximumBufferSize)
-            working = [UInt8](repeating: 0, count: Int(bufferSize))
-            workingDirty = 0
+            working.resize(to: Int(bufferSize))
             pioBuffer = [UInt8](repeating: 0, count: Int(bufferSize))
         case UEFIVarsRegister.dmaBufferAddressLow:
             dmaAddressLow = UInt32(truncatingIfNeeded: value)
@@ -164,8 +161,7 @@ public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCry
         case .reset:
             // A soft reset: the PIO buffer and its offset survive, as in QEMU.
             bufferSize = 0
-            working = []
-            workingDirty = 0
+            working.resize(to: 0)
             dmaAddressLow = 0
             dmaAddressHigh = 0
             return .success
@@ -185,58 +181,53 @@ public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCry
 
     private func processMM(viaDMA: Bool) -> UEFIVarsStatus {
         let headerSize = MMCommunicateHeader.size
-        guard bufferSize >= UInt32(headerSize), working.count == Int(bufferSize) else { return .errorBadBufferSize }
+        guard bufferSize >= UInt32(headerSize), working.capacity == Int(bufferSize) else { return .errorBadBufferSize }
 
         // 1. The header, once. MessageLength is taken from this copy and never re-read.
         //    A buffer that would wrap around the top of the address space is no guest buffer.
         if viaDMA && CheckedSize.add(dmaAddress, UInt64(headerSize)) == nil { return .errorUnknown }
+        working.willWrite(upTo: headerSize)
         if viaDMA {
             do throws(GuestMemoryError) {
-                try memory.read(dmaAddress, into: &working, at: 0, count: headerSize)
+                try memory.read(dmaAddress, into: &working.bytes, at: 0, count: headerSize)
             } catch {
                 return .errorUnknown
             }
         } else {
-            working.replaceSubrange(0..<headerSize, with: pioBuffer[0..<headerSize])
+            working.bytes.replaceSubrange(0..<headerSize, with: pioBuffer[0..<headerSize])
         }
-        let messageLength = LittleEndian.load(UInt64.self, from: working, at: MMCommunicateHeader.messageLengthOffset) ?? 0
+        let messageLength = LittleEndian.load(UInt64.self, from: working.bytes, at: MMCommunicateHeader.messageLengthOffset) ?? 0
         guard let total = CheckedSize.add(UInt64(headerSize), messageLength), total <= UInt64(bufferSize) else {
             return .errorBadBufferSize
         }
         if viaDMA && CheckedSize.add(dmaAddress, total) == nil { return .errorUnknown }
         let requestEnd = Int(total)
-        // From here the body copy may fill the buffer up to requestEnd, even if it then fails.
-        let dirtyBefore = workingDirty
-        workingDirty = max(workingDirty, requestEnd)
-
         // 2. The body, once, right after the header in the same private copy.
+        working.willWrite(upTo: requestEnd)
         if viaDMA {
             do throws(GuestMemoryError) {
-                try memory.read(dmaAddress &+ UInt64(headerSize), into: &working, at: headerSize, count: requestEnd - headerSize)
+                try memory.read(dmaAddress &+ UInt64(headerSize), into: &working.bytes, at: headerSize,
+                                count: requestEnd - headerSize)
             } catch {
                 return .errorUnknown
             }
         } else {
-            working.replaceSubrange(headerSize..<requestEnd, with: pioBuffer[headerSize..<requestEnd])
+            working.bytes.replaceSubrange(headerSize..<requestEnd, with: pioBuffer[headerSize..<requestEnd])
         }
-        // Fields past MessageLength read as zero, as in QEMU's zero-filled working buffer;
-        // only what an earlier request may have left there needs clearing.
-        if dirtyBefore > requestEnd {
-            for index in requestEnd..<dirtyBefore { working[index] = 0 }
-        }
-        workingDirty = requestEnd
+        // Fields past MessageLength read as zero, as in QEMU's zero-filled working buffer.
+        working.clear(from: requestEnd)
 
-        let result = MMDispatcher.dispatch(&working, service: service)
+        let result = MMDispatcher.dispatch(&working.bytes, service: service)
 
         // 3. The reply has exactly the request's length.
         if viaDMA {
             do throws(GuestMemoryError) {
-                try memory.write(dmaAddress, from: working, range: 0..<requestEnd)
+                try memory.write(dmaAddress, from: working.bytes, range: 0..<requestEnd)
             } catch {
                 return .errorUnknown
             }
         } else {
-            pioBuffer.replaceSubrange(0..<requestEnd, with: working[0..<requestEnd])
+            pioBuffer.replaceSubrange(0..<requestEnd, with: working.bytes[0..<requestEnd])
         }
         switch result {
         case .handled: return .success

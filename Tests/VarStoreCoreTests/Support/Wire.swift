@@ -2,7 +2,8 @@ import VarStoreCore
 import VarStoreCrypto
 
 // Request bytes for the tests are laid out here by hand from the reference tables
-// (../shared/reference/mm-protocol.md §2), not with the encoders under test.
+// (edk2 SmmVariableCommon.h and VarCheckPolicyMmi.h, as spec/mmio.md frames them), not with
+// the encoders under test.
 
 /// GUID wire bytes, copied from the reference's dispatch table.
 enum WireGUID {
