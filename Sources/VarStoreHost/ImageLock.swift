@@ -20,8 +20,21 @@ public enum ImageLock {
         let inode: UInt64
     }
 
-    /// Takes (or confirms) this process's lock on `path`.
-    public static func hold(_ path: String) throws {
+    /// Takes (or confirms) this process's lock on a QEMU JSON store. Each save renames a new
+    /// file over the store, so the lock cannot live on the store's own inode: it is taken on
+    /// `.NAME.lock` beside it (created 0600, left in place), which every writer takes first.
+    public static func holdJSONStore(_ path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let lock = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).lock").path
+        let made = open(lock, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        guard made >= 0 else { throw LUKS2Image.Failure("cannot create the lock file \(lock) (\(String(cString: strerror(errno))))") }
+        close(made)
+        try hold(lock, inUse: "\(path) is in use by another process (a running `varstore qtest --json`)")
+    }
+
+    /// Takes (or confirms) this process's lock on `path`; `inUse` is the refusal when another
+    /// process holds it.
+    public static func hold(_ path: String, inUse: String? = nil) throws {
         guardLock.lock()
         defer { guardLock.unlock() }
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
@@ -43,7 +56,7 @@ public enum ImageLock {
             let reason = errno
             close(descriptor)
             if reason == EWOULDBLOCK {
-                throw LUKS2Image.Failure("\(path) is in use by another process (a running `varstore qtest --image`, or cryptsetup)")
+                throw LUKS2Image.Failure(inUse ?? "\(path) is in use by another process (a running `varstore qtest --image`, or cryptsetup)")
             }
             throw LUKS2Image.Failure("cannot lock \(path) (\(String(cString: strerror(reason))))")
         }

@@ -26,7 +26,7 @@ public enum LUKS2Image {
     /// How a keyslot secret was given: a key file (random bytes; a PBKDF2 keyslot with
     /// cryptsetup's minimum 1,000 iterations suffices) or a passphrase (PBKDF2 with
     /// `passphraseIterations`).
-    public enum Secret {
+    public enum Secret: Sendable {
         case keyFile([UInt8])
         case passphrase([UInt8])
 
@@ -34,6 +34,33 @@ public enum LUKS2Image {
             switch self {
             case .keyFile(let bytes), .passphrase(let bytes): return bytes
             }
+        }
+
+        /// A key file holds at least this many bytes: 256 bits, as much as the volume key's
+        /// own strength per XTS half.
+        public static let minimumKeyFileBytes = 32
+        /// A passphrase has at least this many characters (cryptsetup's pwquality default).
+        public static let minimumPassphraseCharacters = 8
+
+        /// Why this secret is too weak to guard an image, if it is: an empty or short key file
+        /// (a failed `… > vars.key` in a script leaves one) or passphrase would let anyone
+        /// who guesses it read and rewrite every variable.
+        public var weakness: String? {
+            switch self {
+            case .keyFile(let bytes) where bytes.count < Self.minimumKeyFileBytes:
+                return bytes.isEmpty ? "the key file is empty" : "the key file holds \(bytes.count) bytes; a key file must hold at least \(Self.minimumKeyFileBytes)"
+            case .passphrase(let bytes):
+                let characters = String(decoding: bytes, as: UTF8.self).count
+                guard characters < Self.minimumPassphraseCharacters else { return nil }
+                return characters == 0 ? "the passphrase is empty" : "the passphrase has \(characters) characters; a passphrase must have at least \(Self.minimumPassphraseCharacters)"
+            default:
+                return nil
+            }
+        }
+
+        /// Refuses a weak secret (see `weakness`), naming where it came from.
+        public func requireStrong(_ origin: String) throws {
+            if let weakness { throw Failure("\(origin): \(weakness); nothing was written") }
         }
 
         /// The derivation an image's own keyslot for this secret gets.
@@ -88,6 +115,8 @@ public enum LUKS2Image {
     @discardableResult
     public static func create(path: String, size: UInt64, secret: Secret,
                               recoveryPassphrase: [UInt8]? = nil, keyslotRoom: Int? = nil) throws -> [UInt8] {
+        try secret.requireStrong("the image's secret")
+        try recoveryPassphrase.map { try Secret.passphrase($0).requireStrong("the recovery passphrase") }
         var plans = [KeyslotPlan(secret: secret.bytes, derivation: secret.derivation)]
         if let recoveryPassphrase { plans.append(KeyslotPlan(secret: recoveryPassphrase, derivation: .argon2id)) }
         return try create(path: path, size: size, keyslots: plans, keyslotRoom: keyslotRoom ?? plans.count)
@@ -169,6 +198,7 @@ public enum LUKS2Image {
     /// SVSM opens), Argon2id for a passphrase. The keyslot area must have room (an image made
     /// with a recovery slot has two). Returns the slot number.
     public static func addKeyslot(path: String, existing: Secret, new: Secret) throws -> Int {
+        try new.requireStrong("the new secret")
         let device = try Device(path: path)
         defer { device.close() }
         try check(crypt_load(device.handle, "LUKS2", nil), "load")
@@ -248,8 +278,19 @@ public enum LUKS2Image {
 
     /// Writes `variables` into `log` as they are (times and pins included), in order, as one
     /// commit: a power cut keeps all of them or none (a group of records, spec/storage.md).
-    public static func provision(_ variables: [Variable], into log: HostJournal.ImageLog) throws {
+    /// Writes `variables` into `log` as one commit, after Provisioning's checks (the storable
+    /// rule, the per-variable limit unless `raw`, and the image's capacity): all or nothing.
+    public static func provision(_ variables: [Variable], into log: HostJournal.ImageLog, raw: Bool = false) throws {
+        try Provisioning.check(variables, over: log.live.all, configuration: configuration(for: log), raw: raw)
         try log.commit(variables.map { .put($0) })
+    }
+
+    /// The service configuration for an image: its non-volatile quota is what the store can
+    /// promise to hold.
+    public static func configuration(for log: HostJournal.ImageLog) -> ServiceConfiguration {
+        var configuration = ServiceConfiguration()
+        configuration.nonVolatileStorageSize = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
+        return configuration
     }
 
     /// Moves `path` to a new random volume key without a window in which a power cut loses
@@ -274,6 +315,7 @@ public enum LUKS2Image {
     public static func rekey(path: String, secrets: [(Secret, String)], newSecret: Secret? = nil, dropOthers: Bool = false,
                              minimumGeneration: UInt64 = 0, progress: (String) -> Void = { _ in }) throws -> RekeyResult {
         guard !secrets.isEmpty else { throw Failure("rekey needs the secret of a keyslot") }
+        try newSecret?.requireStrong("the new secret")
         progress("opening the image (deriving the key of each keyslot given)")
         let device = try Device(path: path)
         try check(crypt_load(device.handle, "LUKS2", nil), "load")
@@ -324,7 +366,8 @@ public enum LUKS2Image {
         do {
             let fresh = try openStore(path: temporary, volumeKey: newKey)
             progress("copying \(old.live.count) variables")
-            try provision(old.live.all, into: fresh)
+            // The old store's variables as they are: the format limits and capacity still hold.
+            try provision(old.live.all, into: fresh, raw: true)
             guard fresh.live.all == old.live.all, fresh.generation > old.generation else {
                 throw Failure("the copy does not match the original")
             }

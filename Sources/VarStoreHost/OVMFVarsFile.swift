@@ -31,13 +31,21 @@ public enum OVMFVarsFile {
         func u32(_ at: Int) -> UInt32? { LittleEndian.load(UInt32.self, from: data, at: at) }
         guard data.count >= 0x48, Array(data[0x28 ..< 0x2C]) == Array("_FVH".utf8), let headerLength = u16(0x30),
               Int(headerLength) + 28 <= data.count else { throw FormatError("not an edk2 firmware volume (no _FVH header)") }
+        // A cut-short file would otherwise import the variables before the cut and silently
+        // drop the rest.
+        if let volumeLength = LittleEndian.load(UInt64.self, from: data, at: 0x20), volumeLength > UInt64(data.count) {
+            throw FormatError("truncated: the firmware volume declares \(volumeLength) bytes but the file has \(data.count)")
+        }
         let store = Int(headerLength)
         guard let signature = EFIGUID(wire: data, at: store), signature == authenticatedStore || signature == plainStore else {
             throw FormatError("the firmware volume holds no variable store")
         }
         let authenticated = signature == authenticatedStore
         guard let storeSize = u32(store + 16), data[store + 20] == 0x5A else { throw FormatError("the variable store header is not formatted") }
-        let end = min(data.count, store + Int(storeSize))
+        guard UInt64(store) + UInt64(storeSize) <= UInt64(data.count) else {
+            throw FormatError("truncated: the variable store declares \(storeSize) bytes but the file ends \(data.count - store) bytes after its start")
+        }
+        let end = store + Int(storeSize)
         let headerSize = authenticated ? 60 : 32
         var found: [(Variable, UInt8)] = []
         var offset = store + 28
@@ -55,6 +63,7 @@ public enum OVMFVarsFile {
                 guard case .success(let name) = VariableName.parse(data, at: nameStart, size: UInt64(nameSize)) else {
                     throw FormatError("the variable at offset \(offset) has a malformed name")
                 }
+                guard !name.isEmpty else { throw FormatError("the variable at offset \(offset) has an empty name") }
                 let time = authenticated ? EFITime(bytes: data, at: offset + 16) : nil
                 let stored = VariableAttributes(rawValue: attributes)
                 let variable = Variable(key: VariableKey(guid: guid, name: name), attributes: stored,
@@ -73,7 +82,15 @@ public enum OVMFVarsFile {
             result.removeAll { $0.key == entry.0.key }
             result.append(entry.0)
         }
-        return attachPins(result)
+        let variables = attachPins(result)
+        // What no image could hold (a certdb pin over 255 bytes, say) is refused here, where
+        // the file can be named, rather than at the image.
+        for variable in variables {
+            if let problem = StorableVariable.formatProblem(variable) {
+                throw FormatError("\(Provisioning.label(variable)): \(Provisioning.describe(problem))")
+            }
+        }
+        return variables
     }
 
     /// certdb: UINT32 total size, then nodes of VendorGuid, NodeSize u32, NameSize u32 (in

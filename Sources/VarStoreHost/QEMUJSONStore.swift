@@ -76,13 +76,11 @@ public enum QEMUJSONStore {
         guard let attr = integer(attrValue), attr >= 0, attr <= Int64(UInt32.max) else {
             throw FormatError("\(place2).attr is not a 32-bit unsigned integer")
         }
-        // The store holds what SetVariable stored: non-volatile, boot-service-visible, and only
-        // NV|BS|RT|HR|AT — a file claiming anything else was not written by a variable service.
+        // The store holds what SetVariable stored (StorableVariable's attribute rule): a file
+        // claiming anything else was not written by a variable service.
         let attributes = VariableAttributes(rawValue: UInt32(attr))
-        let storable: VariableAttributes = [.nonVolatile, .bootServiceAccess, .runtimeAccess,
-                                            .hardwareErrorRecord, .timeBasedAuthenticatedWriteAccess]
-        guard storable.isSuperset(of: attributes), attributes.isSuperset(of: [.nonVolatile, .bootServiceAccess]) else {
-            throw FormatError("\(place2).attr 0x\(String(attr, radix: 16)) is not a stored non-volatile variable's (NV|BS required; only RT, HR, AT besides)")
+        if case .attributes(_, let rule) = StorableVariable.attributeProblem(attributes) {
+            throw FormatError("\(place2).attr 0x\(String(attr, radix: 16)) is not a stored non-volatile variable's: \(rule)")
         }
         let dataText = try string("data", required: true)!
         guard let data = hexBytes(dataText) else {
@@ -108,9 +106,13 @@ public enum QEMUJSONStore {
         } else {
             timestamp = nil
         }
-        return Variable(key: VariableKey(guid: guid, name: name),
-                        attributes: attributes,
-                        data: data, timestamp: timestamp, certificateDigest: digest)
+        let variable = Variable(key: VariableKey(guid: guid, name: name), attributes: attributes,
+                                data: data, timestamp: timestamp, certificateDigest: digest)
+        // What no image could hold is refused here, where the file and field can be named.
+        if let problem = StorableVariable.formatProblem(variable) {
+            throw FormatError("\(place2): \(Provisioning.describe(problem))")
+        }
+        return variable
     }
 
     private static func integer(_ value: Any) -> Int64? {
@@ -188,35 +190,9 @@ public enum QEMUJSONStore {
         return out + "\""
     }
 
-    /// Replaces the file atomically: a temporary file beside it is written and flushed, then
-    /// renamed over the original, so a crash leaves either the old or the new store.
+    /// Replaces the file atomically (AtomicFile: a crash leaves the old or the new store; a new
+    /// file is readable by its owner only).
     public static func save(_ variables: [Variable], to url: URL) throws {
-        let text = render(variables)
-        let directory = url.deletingLastPathComponent()
-        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        guard let bytes = text.data(using: .utf8) else { throw FormatError("cannot encode store") }
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw FormatError("\(temporary.path): cannot create: \(String(cString: strerror(errno)))") }
-        var ok = bytes.withUnsafeBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let written = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if written <= 0 { return false }
-                offset += written
-            }
-            return true
-        }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temporary.path, url.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary.path)
-            throw FormatError("\(url.path): cannot write: \(reason)")
-        }
-        let dirfd = open(directory.path, O_RDONLY)
-        if dirfd >= 0 {
-            fsync(dirfd)
-            close(dirfd)
-        }
+        try AtomicFile.write(Array(render(variables).utf8), to: url)
     }
 }

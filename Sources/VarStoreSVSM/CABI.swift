@@ -150,7 +150,7 @@ func code(_ error: StorageError) -> Int32 {
     case .notFormatted: return Int32(VARSTORE_ERR_NOT_FORMATTED)
     case .tampered: return Int32(VARSTORE_ERR_TAMPERED)
     case .rolledBack: return Int32(VARSTORE_ERR_ROLLED_BACK)
-    case .full, .flash, .noRandomness: return Int32(VARSTORE_ERR_IO)
+    case .full, .flash, .noRandomness, .unstorable: return Int32(VARSTORE_ERR_IO)
     }
 }
 

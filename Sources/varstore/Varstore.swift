@@ -57,6 +57,9 @@ struct QTest: ParsableCommand {
         do {
             if let json {
                 let url = URL(fileURLWithPath: json)
+                // One writer per store, as for images: two would each rewrite the file from
+                // their own view and lose the other's updates.
+                try ImageLock.holdJSONStore(json)
                 journal = HostJournal(.json(url))
                 if FileManager.default.fileExists(atPath: url.path) {
                     journal.seed(try QEMUJSONStore.load(contentsOf: url))
@@ -72,7 +75,9 @@ struct QTest: ParsableCommand {
                 journal = HostJournal()
             }
         } catch let error as ValidationError {
-            throw error
+            // A key file or store that cannot be used: one line, as for every image command.
+            FileHandle.standardError.write("varstore qtest: \(error.message)\n".data(using: .utf8)!)
+            throw ExitCode(1)
         } catch {
             FileHandle.standardError.write("varstore qtest: \(describe(error))\n".data(using: .utf8)!)
             throw ExitCode(1)
@@ -194,17 +199,13 @@ struct ImageAccess {
     /// The keyslot secret given, if any. A passphrase typed for a new keyslot (`confirming`)
     /// is asked twice and must match.
     func secret(confirming: Bool = false) throws -> LUKS2Image.Secret? {
-        if let keyFile { return .keyFile([UInt8](try Data(contentsOf: URL(fileURLWithPath: keyFile)))) }
-        if let passphraseFile {
-            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: passphraseFile)))
-            if bytes.last == 0x0A { bytes.removeLast() }
-            return .passphrase(bytes)
-        }
+        if let keyFile { return try readSecret(keyFile) }
+        if let passphraseFile { return try readSecret(passphraseFile, passphrase: true) }
         // On a terminal, ask (the passphrase is not echoed).
         if prompt, volumeKeyFile == nil, isatty(0) == 1, let path, let entered = getpass("Passphrase for \(path): ") {
             let passphrase = Array(String(cString: entered).utf8)
+            if let weakness = LUKS2Image.Secret.passphrase(passphrase).weakness { throw ValidationError(weakness) }
             if confirming {
-                guard !passphrase.isEmpty else { throw ValidationError("an empty passphrase is not allowed") }
                 guard let again = getpass("Again: "), Array(String(cString: again).utf8) == passphrase else {
                     throw ValidationError("the passphrases do not match; nothing was created")
                 }
@@ -259,6 +260,7 @@ extension StorageError {
         case .flash(let error): return "image I/O failed (\(error))"
         case .noRandomness: return "no randomness available"
         case .invalidGeometry(let what): return "invalid geometry: \(what)"
+        case .unstorable(let problem): return "refused before writing: \(Provisioning.describe(problem))"
         }
     }
 }
@@ -279,7 +281,7 @@ struct Create: ParsableCommand {
     @Option(name: .customLong("recovery-passphrase-file"), help: "Also add an Argon2id keyslot for administrators.")
     var recoveryPassphraseFile: String?
 
-    @Option(help: "Room for this many keyslots in all (default: those created plus one spare, so `keyslot add` can rotate a secret). Each takes 252 KiB of the image.")
+    @Option(help: "Room for this many keyslots in all (default: those created plus one spare, so `keyslot add` needs no new image). Each takes 252 KiB of the image.")
     var keyslots: Int?
 
     @Flag(help: "Print the result as JSON.")
@@ -293,7 +295,7 @@ struct Create: ParsableCommand {
             guard let secret = try key.access(path).secret(confirming: true) else {
                 throw ValidationError("create needs --key-file or --passphrase-file")
             }
-            let recovery = try recoveryPassphraseFile.map { try readSecret($0, passphrase: true) }
+            let recovery = try recoveryPassphraseFile.map { try readSecret($0, passphrase: true).bytes }
             let made = recovery == nil ? 1 : 2
             let room = keyslots ?? made + 1
             guard room >= made, room <= LUKS2Image.maximumKeyslots else {
@@ -441,11 +443,22 @@ func imageService(_ log: HostJournal.ImageLog) -> ImageService {
     VariableService(configuration: imageConfiguration(log), crypto: Libcrypto(), journal: log, variables: log.live.all)
 }
 
+/// Runs one request through a variable service over `log` whose changes — the request's and
+/// any the service makes for itself when it starts (CustomMode, VendorKeysNv on a new image)
+/// — reach the image as one commit, and only if the request succeeds: a refused request
+/// leaves the image byte for byte as it was.
+func withStagedService(_ log: HostJournal.ImageLog,
+                       _ request: (VariableService<Libcrypto, StagedJournal>) throws -> Void) throws {
+    let staged = StagedJournal(log)
+    let service = VariableService(configuration: imageConfiguration(log), crypto: Libcrypto(), journal: staged,
+                                  variables: log.live.all)
+    try request(service)
+    try staged.finish()
+}
+
 /// The service configuration for an image: its non-volatile quota is what the store can hold.
 func imageConfiguration(_ log: HostJournal.ImageLog) -> ServiceConfiguration {
-    var configuration = ServiceConfiguration()
-    configuration.nonVolatileStorageSize = VariableLog<MemoryFlash, Libcrypto>.capacity(segmentBytes: log.device.size)
-    return configuration
+    LUKS2Image.configuration(for: log)
 }
 
 /// The name and vendor GUID a command names a variable by.
@@ -559,13 +572,16 @@ struct SetCommand: ParsableCommand {
             } else {
                 throw ValidationError("give --data-file or --hex")
             }
-            let service = imageService(try image.access.openStore())
-            do {
-                try service.setVariable(try variable.key(), attributes: value, data: data)
-            } catch let status as EFIStatus {
-                throw LUKS2Image.Failure("SetVariable returned \(status.name)")
+            let log = try image.access.openStore()
+            let key = try variable.key()
+            try withStagedService(log) { service in
+                do {
+                    try service.setVariable(key, attributes: value, data: data)
+                } catch let status as EFIStatus {
+                    throw LUKS2Image.Failure("SetVariable returned \(status.name)")
+                }
             }
-            format.done("", [("status", jsonString("EFI_SUCCESS")), ("generation", "\(service.journal.generation)")])
+            format.done("", [("status", jsonString("EFI_SUCCESS")), ("generation", "\(log.generation)")])
         }
     }
 }
@@ -580,13 +596,16 @@ struct Delete: ParsableCommand {
 
     func run() throws {
         try reporting("delete") {
-            let service = imageService(try image.access.openStore())
-            do {
-                try service.setVariable(try variable.key(), attributes: 0, data: [])
-            } catch let status as EFIStatus {
-                throw LUKS2Image.Failure("SetVariable returned \(status.name)")
+            let log = try image.access.openStore()
+            let key = try variable.key()
+            try withStagedService(log) { service in
+                do {
+                    try service.setVariable(key, attributes: 0, data: [])
+                } catch let status as EFIStatus {
+                    throw LUKS2Image.Failure("SetVariable returned \(status.name)")
+                }
             }
-            format.done("", [("status", jsonString("EFI_SUCCESS")), ("generation", "\(service.journal.generation)")])
+            format.done("", [("status", jsonString("EFI_SUCCESS")), ("generation", "\(log.generation)")])
         }
     }
 }
@@ -609,7 +628,7 @@ struct Export: ParsableCommand {
             let kind: String
             if let template {
                 let bytes = try OVMFVarsFile.render(log.live.all, template: [UInt8](try Data(contentsOf: URL(fileURLWithPath: template))))
-                try Data(bytes).write(to: URL(fileURLWithPath: output), options: .atomic)
+                try AtomicFile.write(bytes, to: URL(fileURLWithPath: output))
                 kind = "ovmf-vars"
             } else {
                 try QEMUJSONStore.save(log.live.all, to: URL(fileURLWithPath: output))
@@ -625,11 +644,13 @@ struct Export: ParsableCommand {
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Provision an image from QEMU uefi-vars JSON v2 or an OVMF_VARS.fd, losslessly (times and signer pins included).",
-        discussion: "The format is recognised from the content: JSON (also what virt-fw-vars --output-json writes), or an edk2 firmware volume. A provisioning path, not the guest's: variables are written as they are, without SetVariable's checks, as one commit — all of them or, if anything is wrong or they do not fit, none. Existing variables with the same name and GUID are replaced.")
+        discussion: "The format is recognised from the content: JSON (also what virt-fw-vars --output-json writes), or an edk2 firmware volume. A provisioning path, not the guest's: variables are written as they are (no signature checks), as one commit — all of them or, if anything is wrong or they do not fit, none. Refused before anything is written: a truncated file, a variable no image can hold (empty name, a signer pin over 255 bytes), attributes or a size the variable service would never store (unless --raw), and more than the image's capacity. Existing variables with the same name and GUID are replaced.")
 
     @OptionGroup var image: ImageArguments
     @Argument(help: "The JSON or OVMF_VARS.fd file to read.")
     var input: String
+    @Flag(help: "Also write variables whose attributes or size the variable service would never store (e.g. 0x1, no BOOTSERVICE_ACCESS). The image can still be read; the firmware may not use them.")
+    var raw = false
     @OptionGroup var format: OutputOptions
 
     func run() throws {
@@ -649,7 +670,11 @@ struct Import: ParsableCommand {
                 kind = "ovmf-vars"
             }
             let log = try image.access.openStore()
-            try LUKS2Image.provision(variables, into: log)
+            do {
+                try LUKS2Image.provision(variables, into: log, raw: raw)
+            } catch let refusal as Provisioning.Refusal {
+                throw LUKS2Image.Failure("\(input): \(refusal.description); nothing was written")
+            }
             format.done("imported \(variables.count) variables (generation \(log.generation))",
                         [("imported", "\(variables.count)"), ("format", jsonString(kind)), ("generation", "\(log.generation)")])
         }
@@ -795,9 +820,9 @@ struct Rekey: ParsableCommand {
     func run() throws {
         try reporting("rekey") {
             let secret = try image.access.keyslotSecret("rekey")
-            let newSecret = try newKeyFile.map { LUKS2Image.Secret.keyFile(try readSecret($0)) }
-            let others = try otherKeyFiles.map { (LUKS2Image.Secret.keyFile(try readSecret($0)), $0) }
-                + otherPassphraseFiles.map { (LUKS2Image.Secret.passphrase(try readSecret($0, passphrase: true)), $0) }
+            let newSecret = try newKeyFile.map { try readSecret($0) }
+            let others = try otherKeyFiles.map { (try readSecret($0), $0) }
+                + otherPassphraseFiles.map { (try readSecret($0, passphrase: true), $0) }
             // Progress for the slow steps (key derivation), on a terminal only, so scripts see
             // one line per error and nothing else.
             let interactive = isatty(2) == 1
@@ -814,11 +839,24 @@ struct Rekey: ParsableCommand {
     }
 }
 
-/// A key file's bytes, or a passphrase file's without its trailing newline.
-func readSecret(_ path: String, passphrase: Bool = false) throws -> [UInt8] {
+/// A key file's bytes, or a passphrase file's without its trailing newline, refused when too
+/// weak to guard an image (LUKS2Image.Secret.weakness) wherever it is read: for a new keyslot
+/// and to open one. A file others can read gets a warning, not a refusal: the operator may
+/// be mid-way through provisioning.
+func readSecret(_ path: String, passphrase: Bool = false) throws -> LUKS2Image.Secret {
+    guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("no such file: \(path)") }
     var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     if passphrase, bytes.last == 0x0A { bytes.removeLast() }
-    return bytes
+    let secret: LUKS2Image.Secret = passphrase ? .passphrase(bytes) : .keyFile(bytes)
+    if let weakness = secret.weakness {
+        throw ValidationError("\(path): \(weakness); refusing it as a secret")
+    }
+    var status = stat()
+    if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
+        FileHandle.standardError.write(("varstore: warning: \(path) can be read by others (mode "
+            + String(status.st_mode & 0o777, radix: 8) + "); chmod 600 it\n").data(using: .utf8)!)
+    }
+    return secret
 }
 
 struct Keyslot: ParsableCommand {
@@ -857,11 +895,9 @@ struct KeyslotAdd: ParsableCommand {
             let existing = try image.access.keyslotSecret("keyslot add")
             let new: LUKS2Image.Secret
             if let newKeyFile {
-                new = .keyFile([UInt8](try Data(contentsOf: URL(fileURLWithPath: newKeyFile))))
+                new = try readSecret(newKeyFile)
             } else if let newPassphraseFile {
-                var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: newPassphraseFile)))
-                if bytes.last == 0x0A { bytes.removeLast() }
-                new = .passphrase(bytes)
+                new = try readSecret(newPassphraseFile, passphrase: true)
             } else {
                 throw ValidationError("give --new-key-file or --new-passphrase-file")
             }
@@ -874,7 +910,8 @@ struct KeyslotAdd: ParsableCommand {
 
 struct KeyslotRemove: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "remove",
-        abstract: "Remove the keyslot a secret opens (never the last one).")
+        abstract: "Remove the keyslot a secret opens (never the last one).",
+        discussion: "This does not revoke the secret: a host that kept an older copy of the image's LUKS2 header can still unwrap the volume key with it. To revoke a secret, run `varstore rekey` (a new volume key) instead.")
     @OptionGroup var image: ImageArguments
     @OptionGroup var format: OutputOptions
 
@@ -882,7 +919,8 @@ struct KeyslotRemove: ParsableCommand {
         try reporting("keyslot remove") {
             let secret = try image.access.keyslotSecret("keyslot remove")
             let slot = try LUKS2Image.removeKeyslot(path: image.path, secret: secret)
-            format.done("removed keyslot \(slot)", [("keyslot", "\(slot)")])
+            format.done("removed keyslot \(slot); this does not revoke its secret against an older copy of the header "
+                        + "(the host may keep one): `varstore rekey` does", [("keyslot", "\(slot)"), ("revoked", "false")])
         }
     }
 }
@@ -972,7 +1010,7 @@ struct Demo: ParsableCommand {
         let path = directory.appendingPathComponent("vars.img").path
         let keyFile = directory.appendingPathComponent("vars.key").path
         let secret = (0 ..< 64).map { _ in UInt8.random(in: 0 ... 255) }
-        try Data(secret).write(to: URL(fileURLWithPath: keyFile))
+        try AtomicFile.write(secret, to: URL(fileURLWithPath: keyFile))  // 0600, as a key file should be
         let keys = directory.appendingPathComponent("keys").path
         print("\nan encrypted LUKS2 image enrolled for Secure Boot, with the image commands (in \(directory.path)):")
         for arguments in [["create", path, "--key-file", keyFile],

@@ -36,6 +36,13 @@ class QTest:
         self.proc.kill()
         self.proc.wait()
 
+def write_secret(path, data):
+    """A key or passphrase file as an operator makes one: readable by its owner only (varstore
+    warns about others, on a line of its own)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, data if isinstance(data, bytes) else data.encode())
+    os.close(fd)
+
 def ucs2(name):
     return name.encode("utf-16-le") + b"\0\0"
 
@@ -140,6 +147,7 @@ def main(binary):
     svsm_transport(binary)
     bad_input(binary)
     key_management(binary)
+    operator_edges(binary)
     print("qtest session: every check passed")
 
 def bad_input(binary):
@@ -149,8 +157,8 @@ def bad_input(binary):
     import hashlib
     work = tempfile.mkdtemp(prefix="varstore-bad-")
     image, key, wrong = (os.path.join(work, n) for n in ("vars.img", "key", "wrong"))
-    open(key, "wb").write(os.urandom(64))
-    open(wrong, "wb").write(os.urandom(64))
+    write_secret(key, os.urandom(64))
+    write_secret(wrong, os.urandom(64))
     subprocess.run([binary, "create", image, "--size", "1M", "--key-file", key], check=True, capture_output=True)
     subprocess.run([binary, "set", image, "Keep", "--guid", str(VENDOR), "--hex", "01", "--key-file", key], check=True)
     damaged = os.path.join(work, "damaged.img")
@@ -196,7 +204,7 @@ def bad_input(binary):
          "nothing was written"),
         (["enroll", image, "--kek", os.path.join(work, "kek.crt"), "--secure-boot", "--key-file", key], "nothing gives the image a PK"),
         (["enroll", image, "--test-keys", taken, "--key-file", key], "not overwriting keys"),
-        (["import", image, os.path.join(work, "huge.json"), "--key-file", key], "full"),
+        (["import", image, os.path.join(work, "huge.json"), "--key-file", key], "would need"),
         (["import", image, os.path.join(work, "garbage.der"), "--key-file", key], "neither QEMU JSON nor an edk2 firmware volume"),
         (["keyslot", "add", image, "--volume-key-file", wrong, "--new-key-file", key], "a volume key opens no keyslot"),
         (["enroll", image, "--pk", os.path.join(work, "kek.crt"), "--test-keys", os.path.join(work, "unused"), "--key-file", key],
@@ -236,8 +244,8 @@ def encrypted_image(binary):
     with one clear line; nothing readable reaches the image file."""
     work = tempfile.mkdtemp(prefix="varstore-image-")
     image, key, other = (os.path.join(work, n) for n in ("vars.img", "key", "other"))
-    open(key, "wb").write(os.urandom(64))
-    open(other, "wb").write(os.urandom(64))
+    write_secret(key, os.urandom(64))
+    write_secret(other, os.urandom(64))
     subprocess.run([binary, "create", image, "--size", "1M", "--key-file", key], check=True, capture_output=True)
     secret = b"TopSecretPayload" * 4
     q = QTest(binary, "--image", image, "--key-file", key)
@@ -335,7 +343,7 @@ def enrolled_image(binary, work, key):
     before = listing(key)
     open(image + ".rekey", "wb").write(b"half-written")
     newkey = os.path.join(work, "newkey")
-    open(newkey, "wb").write(os.urandom(64))
+    write_secret(newkey, os.urandom(64))
     subprocess.run([binary, "rekey", image, "--key-file", key, "--new-key-file", newkey], check=True, capture_output=True)
     assert listing(newkey) == before and not os.path.exists(image + ".rekey")
     old = subprocess.run([binary, "list", image, "--key-file", key], capture_output=True, text=True)
@@ -349,9 +357,9 @@ def key_management(binary):
     image against other writers."""
     work = tempfile.mkdtemp(prefix="varstore-keys-")
     image, k1, k2, phrase = (os.path.join(work, n) for n in ("vars.img", "k1", "k2", "phrase"))
-    open(k1, "wb").write(os.urandom(64))
-    open(k2, "wb").write(os.urandom(64))
-    open(phrase, "w").write("correct horse battery staple\n")
+    write_secret(k1, os.urandom(64))
+    write_secret(k2, os.urandom(64))
+    write_secret(phrase, "correct horse battery staple\n")
     cli = lambda *args, ok=True: check_cli(binary, args, ok)
     created = json.loads(cli("create", image, "--key-file", k1, "--json").stdout)
     assert created["keyslot_room"] == 2, created
@@ -393,10 +401,108 @@ def key_management(binary):
     assert "in use by another process" in busy.stderr, busy.stderr
     q.proc.stdin.close()
     q.proc.wait()
-    assert json.loads(cli("keyslot", "remove", image, "--passphrase-file", phrase, "--json").stdout) == {"keyslot": 1}
+    assert json.loads(cli("keyslot", "remove", image, "--passphrase-file", phrase, "--json").stdout) == \
+        {"keyslot": 1, "revoked": False}
     last = cli("keyslot", "remove", image, "--key-file", k2, ok=False)
     assert "last one" in last.stderr, last.stderr
     print("qtest session: keyslot add/remove, rekey keeping every keyslot, mode and generation, and image locking")
+
+def firmware_volume(variables, size=0x4000):
+    """An edk2 OVMF_VARS.fd laid out from PiFirmwareVolume.h and VariableFormat.h: FvLength
+    @0x20, "_FVH" @0x28, HeaderLength @0x30; the authenticated store header; each variable
+    StartId 0x55AA, State 0x3F, Attributes, 28 bytes of count/time/key index, NameSize,
+    DataSize, VendorGuid, name, data, 4-byte aligned."""
+    fv = bytearray(0x48)
+    struct.pack_into("<Q", fv, 0x20, size)
+    fv[0x28:0x2C] = b"_FVH"
+    fv[0x30] = 0x48
+    fv += uuid.UUID("aaf32c78-947b-439a-a180-2e144ec37792").bytes_le + struct.pack("<I", size - 0x48) + b"\x5a\xfe" + bytes(6)
+    for name, attributes, data in variables:
+        fv += struct.pack("<HBBI", 0x55AA, 0x3F, 0, attributes) + bytes(28)
+        fv += struct.pack("<II", len(name), len(data)) + VENDOR.bytes_le + name + data
+        while len(fv) % 4:
+            fv += b"\xff"
+    return bytes(fv + b"\xff" * (size - len(fv)))
+
+def operator_edges(binary):
+    """Issue 12: what an operator hands the tools may not brick or weaken an image. Empty and
+    short secrets are refused wherever a secret is read; an OVMF_VARS.fd with an empty name,
+    a cut-short one, a JSON pin no record holds, attributes the service never stores (unless
+    --raw) are refused before anything is written; a QEMU JSON store has one writer."""
+    import hashlib
+    work = tempfile.mkdtemp(prefix="varstore-edges-")
+    image, key = os.path.join(work, "vars.img"), os.path.join(work, "key")
+    write_secret(key, os.urandom(64))
+    cli = lambda *args, ok=True: check_cli(binary, args, ok)
+    cli("create", image, "--size", "1M", "--key-file", key)
+    # On a new image too, a refused request writes nothing (not even the service's own
+    # CustomMode and VendorKeysNv, which go with the first request that succeeds).
+    fresh = hashlib.sha256(open(image, "rb").read()).hexdigest()
+    cli("delete", image, "Missing", "--guid", str(VENDOR), "--key-file", key, ok=False)
+    cli("set", image, "Bad", "--guid", str(VENDOR), "--attributes", "0x80", "--hex", "01", "--key-file", key, ok=False)
+    assert hashlib.sha256(open(image, "rb").read()).hexdigest() == fresh
+    cli("set", image, "Keep", "--guid", str(VENDOR), "--hex", "01", "--key-file", key)
+    secrets = {"empty": b"", "short": os.urandom(31), "newline": "\n", "seven": "1234567\n", "typo": os.urandom(10)}
+    for name, data in secrets.items():
+        write_secret(os.path.join(work, name), data)
+    path = lambda name: os.path.join(work, name)
+    digest = lambda: hashlib.sha256(open(image, "rb").read()).hexdigest()
+    fd_empty_name = path("empty-name.fd")
+    open(fd_empty_name, "wb").write(firmware_volume([(ucs2("Boot0000"), 7, b"\x01"), (b"\0\0", 7, b"\x02")]))
+    fd_short = path("short.fd")
+    open(fd_short, "wb").write(firmware_volume([(ucs2("Boot0000"), 7, b"\x01")])[:0x3000])
+    fd_odd = path("odd.fd")
+    open(fd_odd, "wb").write(firmware_volume([(ucs2("Odd"), 1, b"\x01")]))
+    long_pin = path("long-pin.json")
+    json.dump({"version": 2, "variables": [{"guid": str(VENDOR), "name": "P", "attr": 39, "data": "00",
+                                            "digest": "ab" * 256}]}, open(long_pin, "w"))
+    before = digest()
+    cases = [
+        (["create", path("new.img"), "--key-file", path("empty")], "the key file is empty"),
+        (["create", path("new.img"), "--key-file", path("short")], "a key file must hold at least 32"),
+        (["create", path("new.img"), "--passphrase-file", path("newline")], "the passphrase is empty"),
+        (["create", path("new.img"), "--passphrase-file", path("seven")], "a passphrase must have at least 8"),
+        (["create", path("new.img"), "--key-file", key, "--recovery-passphrase-file", path("newline")], "the passphrase is empty"),
+        (["keyslot", "add", image, "--key-file", key, "--new-key-file", path("empty")], "the key file is empty"),
+        (["keyslot", "add", image, "--key-file", key, "--new-passphrase-file", path("newline")], "the passphrase is empty"),
+        (["rekey", image, "--key-file", key, "--new-key-file", path("typo")], "a key file must hold at least 32"),
+        (["list", image, "--key-file", path("empty")], "the key file is empty"),
+        (["qtest", "--image", image, "--key-file", path("empty")], "the key file is empty"),
+        (["import", image, fd_empty_name, "--key-file", key], "has an empty name"),
+        (["import", image, fd_short, "--key-file", key], "truncated"),
+        (["import", image, long_pin, "--key-file", key], "has 256 bytes"),
+        (["import", image, fd_odd, "--key-file", key], "--raw"),
+    ]
+    for args, expected in cases:
+        result = subprocess.run([binary, *args], capture_output=True, text=True, input="")
+        lines = result.stderr.splitlines()
+        assert result.returncode == 1 and len(lines) == 1 and expected in lines[0], (args, result.returncode, result.stderr)
+        assert digest() == before, args
+    assert not os.path.exists(path("new.img"))
+    cli("import", image, fd_odd, "--raw", "--key-file", key)
+    assert {"name": "Odd", "guid": str(VENDOR), "attr": 1, "data": "01"} in \
+        json.loads(cli("list", image, "--json", "--key-file", key).stdout)["variables"]
+    # A key file others can read works, with a warning naming it.
+    loose = path("loose")
+    open(loose, "wb").write(open(key, "rb").read())
+    os.chmod(loose, 0o644)
+    warned = subprocess.run([binary, "list", image, "--key-file", loose], capture_output=True, text=True)
+    assert warned.returncode == 0 and "can be read by others" in warned.stderr, warned.stderr
+    # Exports and new JSON stores are readable by their owner only.
+    exported = path("exported.json")
+    cli("export", image, exported, "--key-file", key)
+    assert os.stat(exported).st_mode & 0o777 == 0o600
+    # One writer per JSON store: a second simulator on the same file is refused at once.
+    store = path("vars.json")
+    q = QTest(binary, "--json", store)
+    init(q)
+    assert os.stat(store).st_mode & 0o777 == 0o600
+    second = subprocess.run([binary, "qtest", "--json", store], input="", capture_output=True, text=True)
+    assert second.returncode == 1 and "in use by another process" in second.stderr, second.stderr
+    q.proc.stdin.close()
+    q.proc.wait()
+    print(f"qtest session: {len(cases)} weak secrets and unstorable imports refused with the image unchanged; "
+          "--raw, key file modes and the JSON store lock")
 
 def check_cli(binary, args, ok):
     result = subprocess.run([binary, *args], capture_output=True, text=True)

@@ -27,6 +27,9 @@ public enum StorageError: Error, Equatable, Sendable {
     case noRandomness
     /// The image or request is outside what the format can describe (sizes).
     case invalidGeometry(StaticString)
+    /// A commit holds a variable no record can carry (StorableVariable's format limits);
+    /// refused before anything is written.
+    case unstorable(StorableVariable.Problem)
 }
 
 extension StorageError {
@@ -45,6 +48,8 @@ extension StorageError {
         case (.rolledBack(let a, let b), .rolledBack(let c, let d)):
             return a == c && b == d
         case (.flash(let a), .flash(let b)):
+            return a == b
+        case (.unstorable(let a), .unstorable(let b)):
             return a == b
         default:
             return false

@@ -183,9 +183,19 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         // Parts break between changes; one change always fits a record.
         var parts: [[UInt8]] = [[]]
         for change in changes {
+            // Nothing is written that replay could not read back: a record the decoder
+            // refuses would make the whole image read as tampered.
+            if case .put(let variable) = change, let problem = StorableVariable.formatProblem(variable) {
+                throw .unstorable(problem)
+            }
+            if case .replaceInPlace(let variable) = change, let problem = StorableVariable.formatProblem(variable) {
+                throw .unstorable(problem)
+            }
             var encoded: [UInt8] = []
             Self.encode(change, into: &encoded)
             guard encoded.count <= Self.maximumRecordPayload else { throw .full }
+            // And the bytes are checked, not only the rule: they decode to the change itself.
+            guard (try? Self.decode(encoded)) == [change] else { throw .invalidGeometry("a change does not encode") }
             if parts[parts.count - 1].count + encoded.count > Self.maximumRecordPayload { parts.append([]) }
             parts[parts.count - 1] += encoded
         }
@@ -656,6 +666,12 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     struct DecodeFailure: Error {}
 
     func applyEncoded(_ bytes: [UInt8]) throws(DecodeFailure) {
+        for change in try Self.decode(bytes) { apply(change) }
+    }
+
+    /// The changes of one record body, as `encode` wrote them; anything else is a failure.
+    static func decode(_ bytes: [UInt8]) throws(DecodeFailure) -> [JournalChange] {
+        var changes: [JournalChange] = []
         var reader = ByteReader(bytes)
         while reader.remaining > 0 {
             guard let kind = reader.read(UInt8.self), let guidBytes = reader.readBytes(16),
@@ -665,10 +681,11 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
                 guard let unit = reader.read(UInt16.self) else { throw DecodeFailure() }
                 units.append(unit)
             }
+            // The same rule the encoder's callers are held to (StorableVariable).
             guard let name = VariableName(codeUnits: units), !name.isEmpty else { throw DecodeFailure() }
             let key = VariableKey(guid: guid, name: name)
             if kind == 3 {
-                apply(.delete(key))
+                changes.append(.delete(key))
                 continue
             }
             guard kind == 1 || kind == 2, let attributes = reader.read(UInt32.self), let length = reader.read(UInt32.self),
@@ -685,8 +702,10 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
             }
             let variable = Variable(key: key, attributes: VariableAttributes(rawValue: attributes), data: data,
                                     timestamp: time, certificateDigest: pin)
-            apply(kind == 1 ? .put(variable) : .replaceInPlace(variable))
+            guard StorableVariable.formatProblem(variable) == nil else { throw DecodeFailure() }
+            changes.append(kind == 1 ? .put(variable) : .replaceInPlace(variable))
         }
+        return changes
     }
 
     // MARK: Superblocks
