@@ -1,8 +1,8 @@
 // libFuzzer target: the host tools' readers of files an operator may get from anywhere —
 // edk2's OVMF_VARS.fd (firmware-volume variable store) and QEMU's uefi-vars JSON — built by
 // .ci/fuzz with the core and crypto sources, FuzzSupport.swift and the two readers
-// (Sources/VarStoreHost/OVMFVarsFile.swift, QEMUJSONStore.swift, with Provisioning.swift and
-// AtomicFile.swift they use) as one module.
+// (Sources/VarStoreHost/OVMFVarsFile.swift, QEMUJSONStore.swift, with the Provisioning,
+// AtomicFile and HostFile helpers they use) as one module.
 //
 // The first input byte picks the reader; the rest is the file. Beyond "never trap", each
 // reader must round-trip what it accepts: a JSON store renders to text that parses back to

@@ -36,7 +36,7 @@ public struct Enrollment {
     /// A file given on the command line: a certificate (PEM or DER) becomes a one-entry X.509
     /// list, an .esl is used as it is, an .auth is a signed update for `key`.
     public mutating func add(file path: String, to key: VariableKey) throws {
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let bytes = try HostFile.read(path)
         let lower = path.lowercased()
         // A signed update, whatever its name: WIN_CERTIFICATE_UEFI_GUID with PKCS#7 at 16.
         let isUpdate = bytes.count >= 40 && Array(bytes[20 ..< 24]) == [0x00, 0x02, 0xF1, 0x0E]
@@ -56,6 +56,24 @@ public struct Enrollment {
             throw Failure("\(path): not a certificate (PEM or DER), an .esl or an .auth file")
         }
         append(list, to: key)
+    }
+
+    /// The payload of a signed update to a key database (PK, KEK, db, dbx, dbt, dbr), from a
+    /// file: a certificate (PEM, or DER starting 0x30) becomes a one-entry X.509 list owned by
+    /// `owner`, as efitools' cert-to-efi-sig-list makes it; bytes that parse as signature lists
+    /// are used as they are; anything else — a certificate's PEM text wrapped as a payload, say
+    /// — is refused.
+    public static func signatureListPayload(_ bytes: [UInt8], path: String, owner: EFIGUID) throws -> [UInt8] {
+        if let text = String(bytes: bytes, encoding: .utf8), text.contains("-----BEGIN CERTIFICATE-----") {
+            return x509List(try checkedCertificate(try derFromPEM(text, path: path), path: path), owner: owner)
+        }
+        if let lists = SignatureList.parse(bytes[...]), !lists.isEmpty {
+            return bytes
+        }
+        if bytes.first == 0x30 {
+            return x509List(try checkedCertificate(bytes, path: path), owner: owner)
+        }
+        throw Failure("\(path): neither a certificate (PEM or DER) nor EFI_SIGNATURE_LISTs")
     }
 
     public mutating func append(_ list: [UInt8], to key: VariableKey) {

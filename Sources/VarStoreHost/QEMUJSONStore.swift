@@ -19,9 +19,9 @@ public enum QEMUJSONStore {
     public static func load(contentsOf url: URL) throws -> [Variable] {
         let bytes: Data
         do {
-            bytes = try Data(contentsOf: url)
+            bytes = Data(try HostFile.read(url.path))
         } catch {
-            throw FormatError("\(url.path): cannot read: \(error.localizedDescription)")
+            throw FormatError("\(error)")
         }
         do {
             return try parse(bytes)
@@ -154,7 +154,7 @@ public enum QEMUJSONStore {
         for (index, variable) in persistent.enumerated() {
             out += index == 0 ? "\n" : ",\n"
             var members: [String] = []
-            members.append("\"name\": \(quoted(variable.name.text))")
+            members.append("\"name\": \(JSONText.quoted(variable.name.text))")
             members.append("\"guid\": \"\(variable.guid.text)\"")
             members.append("\"attr\": \(variable.attributes.rawValue)")
             if variable.attributes.contains(.timeBasedAuthenticatedWriteAccess) {
@@ -168,26 +168,6 @@ public enum QEMUJSONStore {
         }
         out += "\n    ]\n}"
         return out
-    }
-
-    private static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += "\\u" + Hex.string(UInt64(scalar.value), digits: 4)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 
     /// Replaces the file atomically (AtomicFile: a crash leaves the old or the new store; a new

@@ -518,6 +518,22 @@ struct SecureBootTests {
         }
     }
 
+    @Test func aKeyDatabasePayloadIsACertificateListOrARefusal() throws {
+        // `varstore sign db cert.crt …` once wrapped the PEM text itself as the payload. A
+        // certificate becomes the list efitools' cert-to-efi-sig-list makes of it (same owner);
+        // a signature list passes as it is; anything else is refused.
+        let owner = EFIGUID(text: SecureBootTools.owner)!
+        let reference = try tools.signatureList(["KEK"])
+        #expect(try Enrollment.signatureListPayload(tools.file("KEK.crt"), path: "KEK.crt", owner: owner) == reference)
+        #expect(try Enrollment.signatureListPayload(tools.certificateDER("KEK"), path: "KEK.der", owner: owner) == reference)
+        #expect(try Enrollment.signatureListPayload(reference, path: "KEK.esl", owner: owner) == reference)
+        for junk in [Array("hello, world\n".utf8), [UInt8](repeating: 0x30, count: 40), Array(reference.dropLast())] {
+            #expect(throws: Enrollment.Failure.self) {
+                _ = try Enrollment.signatureListPayload(junk, path: "junk", owner: owner)
+            }
+        }
+    }
+
     @Test func updatesFromSigningIdentityVerifyWithOpenSSLAndApply() throws {
         let identity = try SigningIdentity.generate(commonName: "Host Signer")
         let key = Self.key("MyVar", Self.privateGUID)

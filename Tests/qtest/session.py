@@ -207,6 +207,9 @@ def bad_input(binary):
         (["import", image, os.path.join(work, "huge.json"), "--key-file", key], "would need"),
         (["import", image, os.path.join(work, "garbage.der"), "--key-file", key], "neither QEMU JSON nor an edk2 firmware volume"),
         (["keyslot", "add", image, "--volume-key-file", wrong, "--new-key-file", key], "a volume key opens no keyslot"),
+        (["sign", "db", os.path.join(work, "bad.json"), os.path.join(work, "out.auth"), "--cert", os.path.join(work, "kek.crt"),
+          "--key", os.path.join(work, "kek.key")], "neither a certificate (PEM or DER) nor EFI_SIGNATURE_LISTs"),
+        (["list", os.path.join(work, "missing.img"), "--key-file", key], "no such file: "),
         (["enroll", image, "--pk", os.path.join(work, "kek.crt"), "--test-keys", os.path.join(work, "unused"), "--key-file", key],
          "--pk and --test-keys"),
     ]
