@@ -2,7 +2,7 @@ import Testing
 @testable import VarStoreCore
 
 /// ExitBootServices, EndOfDxe, ReadyToBoot and LOCK_VARIABLE
-/// (reference uefi-semantics.md §1.5, mm-protocol.md §2.3–2.4).
+/// (spec/semantics.md, boot phases).
 @Suite struct BootPhaseTests {
     @Test func afterExitBootServicesOnlyRuntimeVariablesAreVisible() {
         let rig = Rig()

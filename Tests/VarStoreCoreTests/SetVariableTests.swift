@@ -2,7 +2,7 @@ import Testing
 @testable import VarStoreCore
 
 /// SMM SET_VARIABLE (function 3), one test per rule of edk2's check order
-/// (reference uefi-semantics.md §1.1–1.4).
+/// (spec/semantics.md, SetVariable).
 @Suite struct SetVariableTests {
     @Test func createsAndReplaces() {
         let rig = Rig()
@@ -172,7 +172,7 @@ import Testing
     }
 }
 
-/// Storage quota: writes that do not fit change nothing (reference uefi-semantics.md §1.1).
+/// Storage quota: writes that do not fit change nothing (spec/semantics.md, quotas).
 @Suite struct QuotaTests {
     static var small: ServiceConfiguration {
         var configuration = ServiceConfiguration()

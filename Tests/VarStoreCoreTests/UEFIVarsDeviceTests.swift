@@ -3,7 +3,7 @@ import Testing
 import VarStoreCrypto
 import VarStoreCrypto
 
-/// The uefi-vars register block (reference mm-protocol.md §1.2–1.4).
+/// The uefi-vars register block (spec/mmio.md).
 @Suite struct UEFIVarsDeviceTests {
     func device(usePIO: Bool = false) -> UEFIVarsDevice<FlatMemory, Libcrypto, MemoryJournal> {
         UEFIVarsDevice(service: VariableService(), memory: FlatMemory(), usePIO: usePIO)
@@ -183,7 +183,7 @@ import VarStoreCrypto
     }
 }
 
-/// PIO transfer mode (reference mm-protocol.md §1.4, edk2 QemuMmio.c sequence).
+/// PIO transfer mode (spec/mmio.md, edk2 QemuMmio.c sequence).
 @Suite struct PIOTransferTests {
     func crc32c(_ bytes: [UInt8]) -> UInt32 {
         // Bitwise CRC-32C, written independently of the table-driven one under test.

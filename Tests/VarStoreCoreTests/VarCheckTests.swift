@@ -2,7 +2,7 @@ import Testing
 @testable import VarStoreCore
 
 /// VarCheck properties (SMM functions 9/10) and the UEFI-defined variable checks
-/// (edk2 VarCheckLib, VarCheckUefiLib; uefi-semantics.md §1.9).
+/// (edk2 VarCheckLib, VarCheckUefiLib; spec/semantics.md, VarCheck).
 @Suite struct VarCheckPropertyTests {
     /// SMM_VARIABLE_COMMUNICATE_VAR_CHECK_VARIABLE_PROPERTY: Guid, NameSize, property (24), Name.
     func propertyMessage(_ name: String, revision: UInt16 = 1, property: UInt16 = 0, attributes: UInt32 = 0,

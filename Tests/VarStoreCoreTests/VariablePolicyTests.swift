@@ -2,7 +2,7 @@ import Testing
 @testable import VarStoreCore
 
 // VAR_CHECK_POLICY_COMM_HEADER and VARIABLE_POLICY_ENTRY laid out from the reference
-// (mm-protocol.md §2.5, uefi-semantics.md §4), not from the code under test.
+// (edk2 VarCheckPolicyMmi.h; spec/semantics.md, variable policy), not from the code under test.
 
 func policyHeader(_ command: UInt32, signature: UInt32 = 0x4350_4356, revision: UInt32 = 1) -> [UInt8] {
     le32(signature) + le32(revision) + le32(command) + le64(0)

@@ -5,7 +5,7 @@ import VarStoreCrypto
 import VarStoreHost
 
 /// Secure Boot and authenticated variables against updates made by efitools, sbsigntool and
-/// OpenSSL at test time (reference uefi-semantics.md §2).
+/// OpenSSL at test time (spec/semantics.md, authenticated variables).
 @Suite(.enabled(if: SecureBootTools.available, "openssl, efitools and sbsigntool are needed"))
 struct SecureBootTests {
     typealias Service = VariableService<Libcrypto, MemoryJournal>

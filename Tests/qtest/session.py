@@ -2,7 +2,7 @@
 """End-to-end: drive `varstore qtest --json FILE` through its stdin/stdout exactly as an
 external harness would drive `qemu-system-x86_64 -qtest stdio -device uefi-vars-x64,jsonfile=`.
 
-Request bytes are built here from the reference layouts (mm-protocol.md §2), independently of
+Request bytes are built here from the documented layouts (spec/semantics.md, spec/mmio.md), independently of
 the Swift code. Usage: session.py PATH-TO-varstore
 """
 import json, os, struct, subprocess, sys, tempfile, uuid

@@ -17,7 +17,7 @@ public enum SMMVariableFunction: UInt64, Sendable {
 }
 
 /// Byte offsets of the SMM variable messages, absolute from the start of the MM header
-/// (reference: mm-protocol.md §2.3).
+/// (spec/semantics.md, the function table).
 enum SMMVariableLayout {
     /// SMM_VARIABLE_COMMUNICATE_HEADER: Function (u64), ReturnStatus (u64).
     static let function = 24

@@ -1,5 +1,5 @@
 /// Offsets of the uefi-vars register block (QEMU include/hw/uefi/var-service-api.h; reference
-/// mm-protocol.md §1.2). The block is 0x20 bytes, little-endian; x86 maps it at 0xFEF10000.
+/// spec/mmio.md). The block is 0x20 bytes, little-endian; x86 maps it at 0xFEF10000.
 public enum UEFIVarsRegister {
     public static let magic: UInt64 = 0x00              // 16-bit, read-only
     public static let commandStatus: UInt64 = 0x02      // 16-bit: write a command, read its status
