@@ -233,8 +233,8 @@ public func varstore_create(_ config: UnsafePointer<varstore_config_t>?, _ platf
 @_cdecl("varstore_svsm_call")
 public func varstore_svsm_call(_ store: UnsafeMutableRawPointer?, _ rax: UInt64, _ rcx: UnsafeMutablePointer<UInt64>?,
                                _ rdx: UInt64, _ r8: UInt64) -> UInt64 {
-    guard let instance = Instance.from(store) else { return SVSMStatus.invalidRequest }
-    guard !instance.busy else { return SVSMStatus.busy }
+    guard let instance = Instance.from(store) else { return SVSMStatus.invalidRequest.rawValue }
+    guard !instance.busy else { return SVSMStatus.busy.rawValue }
     instance.busy = true
     defer { instance.busy = false }
     let result = instance.svsm.call(SVSMCall(rax: rax, rcx: rcx?.pointee ?? 0, rdx: rdx, r8: r8))

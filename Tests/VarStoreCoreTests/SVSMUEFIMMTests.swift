@@ -18,8 +18,8 @@ import VarStoreCrypto
         svsm.memory.bytes.replaceSubrange(start ..< start + bytes.count, with: bytes)
     }
 
-    func call(_ svsm: SVSMUEFIMM<FlatMemory, Libcrypto, MemoryJournal>, rax: UInt64 = request, rcx: UInt64, rdx: UInt64) -> UInt64 {
-        svsm.call(SVSMCall(rax: rax, rcx: rcx, rdx: rdx)).rax
+    func call(_ svsm: SVSMUEFIMM<FlatMemory, Libcrypto, MemoryJournal>, rax: UInt64 = request, rcx: UInt64, rdx: UInt64) -> SVSMStatus {
+        SVSMStatus(rawValue: svsm.call(SVSMCall(rax: rax, rcx: rcx, rdx: rdx)).rax)
     }
 
     @Test func setAndGetAVariableInPlace() {
@@ -70,7 +70,7 @@ import VarStoreCrypto
         #expect(call(svsm, rax: 0 << 32 | 1, rcx: 0, rdx: 0) == SVSMStatus.unsupportedCall)
         // QUERY_PROTOCOL(4, version 1): min = max = 1; other protocols or versions: 0.
         let query = svsm.call(SVSMCall(rax: 6, rcx: 4 << 32 | 1))
-        #expect(query.rax == SVSMStatus.success && query.rcx == 1 << 32 | 1)
+        #expect(query.rax == SVSMStatus.success.rawValue && query.rcx == 1 << 32 | 1)
         #expect(svsm.call(SVSMCall(rax: 6, rcx: 4 << 32 | 2)).rcx == 0)
         #expect(svsm.call(SVSMCall(rax: 6, rcx: 2 << 32 | 1)).rcx == 0)
     }

@@ -147,10 +147,10 @@ import VarStoreCrypto
         }
 
         init(svsmStatus: UInt64) {
-            switch svsmStatus {
-            case SVSMStatus.success: self = .handled
-            case SVSMStatus.invalidRequest: self = .unsupportedHandler
-            case SVSMStatus.invalidParameter: self = .badBufferSize
+            switch SVSMStatus(rawValue: svsmStatus) {
+            case .success: self = .handled
+            case .invalidRequest: self = .unsupportedHandler
+            case .invalidParameter: self = .badBufferSize
             default: self = .other(svsmStatus)
             }
         }

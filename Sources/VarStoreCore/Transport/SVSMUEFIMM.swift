@@ -7,16 +7,38 @@
 /// Checks run in coconut's order with its return codes; the request is copied into service
 /// memory once, dispatched there, and the reply — never longer than the request — copied back.
 /// Nothing a guest passes can trap.
-public enum SVSMStatus {
-    public static let success: UInt64 = 0
-    public static let incomplete: UInt64 = 0x8000_0000
-    public static let unsupportedProtocol: UInt64 = 0x8000_0001
-    public static let unsupportedCall: UInt64 = 0x8000_0002
-    public static let invalidAddress: UInt64 = 0x8000_0003
-    public static let invalidFormat: UInt64 = 0x8000_0004
-    public static let invalidParameter: UInt64 = 0x8000_0005
-    public static let invalidRequest: UInt64 = 0x8000_0006
-    public static let busy: UInt64 = 0x8000_0007
+/// An SVSM call's result code, returned in RAX (the SVSM specification's SVSM_SUCCESS and
+/// SVSM_ERR_* values, as coconut-svsm's SvsmResultCode names them). Like EFIStatus: a raw
+/// number with named constants, so no call site holds a magic number.
+public struct SVSMStatus: RawRepresentable, Hashable, Sendable {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    public static let success = SVSMStatus(rawValue: 0)
+    public static let incomplete = SVSMStatus(rawValue: 0x8000_0000)
+    public static let unsupportedProtocol = SVSMStatus(rawValue: 0x8000_0001)
+    public static let unsupportedCall = SVSMStatus(rawValue: 0x8000_0002)
+    public static let invalidAddress = SVSMStatus(rawValue: 0x8000_0003)
+    public static let invalidFormat = SVSMStatus(rawValue: 0x8000_0004)
+    public static let invalidParameter = SVSMStatus(rawValue: 0x8000_0005)
+    public static let invalidRequest = SVSMStatus(rawValue: 0x8000_0006)
+    public static let busy = SVSMStatus(rawValue: 0x8000_0007)
+
+    /// The specification's name, for messages.
+    public var name: StaticString {
+        switch self {
+        case .success: return "SVSM_SUCCESS"
+        case .incomplete: return "SVSM_ERR_INCOMPLETE"
+        case .unsupportedProtocol: return "SVSM_ERR_UNSUPPORTED_PROTOCOL"
+        case .unsupportedCall: return "SVSM_ERR_UNSUPPORTED_CALL"
+        case .invalidAddress: return "SVSM_ERR_INVALID_ADDRESS"
+        case .invalidFormat: return "SVSM_ERR_INVALID_FORMAT"
+        case .invalidParameter: return "SVSM_ERR_INVALID_PARAMETER"
+        case .invalidRequest: return "SVSM_ERR_INVALID_REQUEST"
+        case .busy: return "SVSM_ERR_BUSY"
+        default: return "an unknown SVSM result"
+        }
+    }
 }
 
 /// The registers of one SVSM call, in and out.
@@ -70,16 +92,16 @@ public final class SVSMUEFIMM<Memory: GuestMemory, Crypto: AuthenticationCrypto,
             let version = UInt32(truncatingIfNeeded: registers.rcx)
             let supported = asked == Self.uefiMMProtocol && version >= Self.version && version <= Self.version
             out.rcx = supported ? UInt64(Self.version) << 32 | UInt64(Self.version) : 0
-            out.rax = SVSMStatus.success
+            out.rax = SVSMStatus.success.rawValue
         case (Self.coreProtocol, _):
             // The rest of the core protocol belongs to the SVSM itself.
-            out.rax = SVSMStatus.unsupportedCall
+            out.rax = SVSMStatus.unsupportedCall.rawValue
         case (Self.uefiMMProtocol, Self.uefiMMRequest):
-            out.rax = request(address: registers.rcx, size: registers.rdx)
+            out.rax = request(address: registers.rcx, size: registers.rdx).rawValue
         case (Self.uefiMMProtocol, _):
-            out.rax = SVSMStatus.unsupportedCall
+            out.rax = SVSMStatus.unsupportedCall.rawValue
         default:
-            out.rax = SVSMStatus.unsupportedProtocol
+            out.rax = SVSMStatus.unsupportedProtocol.rawValue
         }
         return out
     }
@@ -92,54 +114,54 @@ public final class SVSMUEFIMM<Memory: GuestMemory, Crypto: AuthenticationCrypto,
     /// GetNextVariableName whose next name outgrows the caller's NameSize must answer
     /// EFI_BUFFER_TOO_SMALL with the size needed whenever that name fits the buffer. Only the
     /// request's 24 + MessageLength bytes are read from the guest; the rest of the copy is zero.
-    func request(address: UInt64, size: UInt64) -> UInt64 {
+    func request(address: UInt64, size: UInt64) -> SVSMStatus {
         let header = UInt64(MMCommunicateHeader.size)
-        guard address != 0 else { return SVSMStatus.invalidParameter }
+        guard address != 0 else { return .invalidParameter }
         // coconut's valid_phys_address on the start, then the alignment; the platform's guest
         // memory decides what is guest RAM (and checks every page we touch later).
         do throws(GuestMemoryError) {
             try memory.read(address, into: &probeByte, at: 0, count: 1)
         } catch {
-            return SVSMStatus.invalidAddress
+            return .invalidAddress
         }
-        guard address % Self.pageSize == 0 else { return SVSMStatus.invalidAddress }
-        guard size >= header, size <= Self.maximumBufferSize else { return SVSMStatus.invalidParameter }
+        guard address % Self.pageSize == 0 else { return .invalidAddress }
+        guard size >= header, size <= Self.maximumBufferSize else { return .invalidParameter }
         // Not one of coconut's checks (its addresses cannot wrap): a buffer past the top of
         // the address space is not guest memory.
-        guard CheckedSize.add(address, size) != nil else { return SVSMStatus.invalidAddress }
+        guard CheckedSize.add(address, size) != nil else { return .invalidAddress }
         working.resize(to: Int(size))
         working.willWrite(upTo: Int(header))
         do throws(GuestMemoryError) {
             try memory.read(address, into: &working.bytes, at: 0, count: Int(header))
         } catch {
-            return SVSMStatus.invalidAddress
+            return .invalidAddress
         }
         let length = LittleEndian.load(UInt64.self, from: working.bytes, at: MMCommunicateHeader.messageLengthOffset) ?? .max
-        guard length <= size - header else { return SVSMStatus.invalidParameter }
+        guard length <= size - header else { return .invalidParameter }
         let total = Int(header + length)
         working.willWrite(upTo: total)
         do throws(GuestMemoryError) {
             try memory.read(address + header, into: &working.bytes, at: Int(header), count: total - Int(header))
         } catch {
-            return SVSMStatus.invalidAddress
+            return .invalidAddress
         }
         switch MMDispatcher.dispatch(&working.bytes, service: service) {
         case .handled:
             break
         case .unsupportedHandler:
-            return SVSMStatus.invalidRequest
+            return .invalidRequest
         case .badBufferSize:
-            return SVSMStatus.invalidParameter
+            return .invalidParameter
         }
         // Handlers answer in place and never past 24 + MessageLength; a copy that changed size
         // would be a bug, and is refused rather than copied back.
-        guard working.capacity == Int(size) else { return SVSMStatus.invalidRequest }
+        guard working.capacity == Int(size) else { return .invalidRequest }
         do throws(GuestMemoryError) {
             try memory.write(address, from: working.bytes, range: 0 ..< total)
         } catch {
-            return SVSMStatus.invalidAddress
+            return .invalidAddress
         }
-        return SVSMStatus.success
+        return .success
     }
 }
 
