@@ -162,8 +162,7 @@ func openImage(_ config: varstore_config_t, _ platform: varstore_platform_t) thr
     let header = try LUKS2Header.read(from: &flash, crypto: crypto)
     let volumeKey: [UInt8]
     if config.key_kind == UInt32(VARSTORE_KEY_KEYSLOT) {
-        guard let unlocked = header.unlock(secret: secret, flash: &flash, crypto: crypto) else { throw .wrongKey }
-        volumeKey = unlocked
+        volumeKey = try header.unlock(secret: secret, flash: &flash, crypto: crypto)
     } else {
         volumeKey = secret
     }

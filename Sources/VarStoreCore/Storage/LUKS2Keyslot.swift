@@ -21,6 +21,10 @@ public struct LUKS2Keyslot: Equatable, Sendable {
     /// benchmarked passphrase slots stay well below it).
     public static let maximumIterations: UInt64 = 10_000_000
 
+    /// What deriving this slot's area key costs (KeyDerivationWork): the iterations once per
+    /// output block.
+    public var work: UInt64 { KeyDerivationWork.pbkdf2(kdfHash, iterations: UInt64(iterations), outputBytes: keyBytes) }
+
     /// The PBKDF2 keyslots of a header's JSON that this reader can open.
     static func keyslots(_ root: JSONValue, headerSize: UInt64, flashSize: UInt64) -> [LUKS2Keyslot] {
         guard case .object(let slots)? = root["keyslots"] else { return [] }
