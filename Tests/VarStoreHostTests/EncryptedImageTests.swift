@@ -102,6 +102,22 @@ import VarStoreCrypto
         #expect(try LUKS2Image.volumeKey(path: path("h.img"), secret: secrets[7]) == volumeKey)
     }
 
+    @Test func aDigestDearerThanOneOpenMaySpendIsRefusedWhenTheHeaderIsRead() throws {
+        // Even a volume key given directly is checked against the digest once: a digest over
+        // the budget (10^7 SHA-512 iterations, weighted twice) is refused before that check.
+        _ = try image("d.img", commits: 0)
+        let dear = try rewriteJSON(try bytes("d.img")) { json in
+            json.replacingOccurrences(of: "\"hash\":\"sha256\",\"iterations\":1000,\"salt\"",
+                                      with: "\"hash\":\"sha512\",\"iterations\":10000000,\"salt\"")
+        }
+        try write(dear, "d2.img")
+        var flash = MemoryFlash(bytes: dear)
+        #expect(throws: StorageError.keyDerivationTooCostly) { try LUKS2Header.read(from: &flash, crypto: Libcrypto()) }
+        guard case .failure(.keyDerivationTooCostly) = open("d2.img", key: [UInt8](repeating: 1, count: 64)) else {
+            Issue.record("a digest above the budget was accepted"); return
+        }
+    }
+
     @Test func nothingReadableReachesTheImage() throws {
         let volumeKey = try image("b.img", commits: 0)
         let log = try LUKS2Image.openStore(path: path("b.img"), volumeKey: volumeKey)

@@ -28,8 +28,7 @@ public struct LUKS2Header: Equatable, Sendable {
     public static let primaryMagic: [UInt8] = [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE]
     public static let secondaryMagic: [UInt8] = [0x53, 0x4B, 0x55, 0x4C, 0xBA, 0xBE]
     /// An attacker chooses the PBKDF2 iteration count; more than this is refused rather than
-    /// spent (cryptsetup's own digests use far fewer). It keeps one digest check (at most
-    /// 2 × 10^7 units of KeyDerivationWork) within what one open may spend.
+    /// spent (cryptsetup's own digests use far fewer).
     public static let maximumDigestIterations: UInt64 = 10_000_000
     public static let maximumKeyslotsTried = 8
 
@@ -159,6 +158,9 @@ public struct LUKS2Header: Equatable, Sendable {
             break
         }
         guard let digest = found else { throw .malformedMetadata("no digest covers segment 0") }
+        // Every open checks a key against the digest at least once, a volume key given
+        // directly included: a digest dearer than one open may spend makes the image unusable.
+        guard digest.work <= KeyDerivationWork.maximumPerOpen else { throw .keyDerivationTooCostly }
         var declaredDigestWork: UInt64? = 0
         for (_, other) in digests {
             guard let total = declaredDigestWork else { break }
