@@ -154,6 +154,9 @@ func code(_ error: StorageError) -> Int32 {
     }
 }
 
+/// The shortest keyslot secret `varstore_create` accepts (include/varstore.h).
+let minimumKeyslotSecretBytes = 8
+
 func openImage(_ config: varstore_config_t, _ platform: varstore_platform_t) throws(StorageError) -> PlatformJournal.ImageLog {
     let crypto = PlatformCrypto(platform: platform)
     var flash = CallbackFlash(platform: platform)
@@ -201,6 +204,12 @@ public func varstore_create(_ config: UnsafePointer<varstore_config_t>?, _ platf
         guard platform.flash_write != nil, platform.flash_flush != nil, platform.random != nil, validKind,
               config.key != nil, config.key_length > 0, config.key_length <= 4096 else {
             report(platform, "varstore: a flash needs write, flush and random callbacks and a key of a known kind")
+            return fail(Int32(VARSTORE_ERR_INVALID_ARGUMENT))
+        }
+        // The ABI cannot tell a passphrase from a key file, so 8 bytes is its floor: a shorter
+        // secret is too weak to guard a keyslot, and is refused before any flash is read.
+        guard config.key_kind != UInt32(VARSTORE_KEY_KEYSLOT) || config.key_length >= minimumKeyslotSecretBytes else {
+            report(platform, "varstore: a keyslot secret needs at least 8 bytes")
             return fail(Int32(VARSTORE_ERR_INVALID_ARGUMENT))
         }
         do throws(StorageError) {
