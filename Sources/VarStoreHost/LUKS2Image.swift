@@ -129,16 +129,26 @@ public enum LUKS2Image {
             try check(crypt_format(device.handle, "LUKS2", "aes", "xts-plain64", nil, nil, volumeKeyBytes, &params), "format")
         }
         // Just formatted: libcryptsetup still holds the new volume key, no keyslot needed.
-        var key = [CChar](repeating: 0, count: volumeKeyBytes)
+        var key = [UInt8](repeating: 0, count: volumeKeyBytes)
+        defer { SecretBytes.zero(&key) }
         var keySize = volumeKeyBytes
-        try check(crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, &key, &keySize, nil, 0), "volume key")
+        try key.withUnsafeMutableBufferPointer { buffer in
+            try buffer.withMemoryRebound(to: CChar.self) {
+                try check(crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, $0.baseAddress, &keySize, nil, 0), "volume key")
+            }
+        }
         for plan in plans {
             try withPBKDF(plan.derivation) { pbkdf in
                 try check(crypt_set_pbkdf_type(device.handle, pbkdf), "keyslot KDF")
                 try plan.secret.withUnsafeBufferPointer { pass in
                     try pass.withMemoryRebound(to: CChar.self) { chars in
-                        try check(crypt_keyslot_add_by_volume_key(device.handle, Int32(plan.slot ?? Int(CRYPT_ANY_SLOT)), key,
-                                                                  keySize, chars.baseAddress, chars.count), "keyslot")
+                        try key.withUnsafeBufferPointer { keyBuffer in
+                            try keyBuffer.withMemoryRebound(to: CChar.self) { keyChars in
+                                try check(crypt_keyslot_add_by_volume_key(device.handle, Int32(plan.slot ?? Int(CRYPT_ANY_SLOT)),
+                                                                          keyChars.baseAddress, keySize, chars.baseAddress,
+                                                                          chars.count), "keyslot")
+                            }
+                        }
                     }
                 }
             }
@@ -242,7 +252,7 @@ public enum LUKS2Image {
         var flash = try FileFlash(path: path)
         let crypto = Libcrypto()
         let header = try LUKS2Header.read(from: &flash, crypto: crypto)
-        let segment = try EncryptedSegment(device: flash, header: header, volumeKey: volumeKey, crypto: crypto)
+        let segment = try EncryptedSegment(device: flash, header: header, volumeKey: SecretBytes(volumeKey), crypto: crypto)
         if format {
             return try VariableLog.format(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid,
                                           afterGeneration: afterGeneration)
@@ -397,6 +407,8 @@ public enum LUKS2Image {
                     }
                 }
             }
+            // The caller gets a copy of the key's length; the scratch buffer is wiped either way.
+            defer { SecretBytes.zero(&key) }
             if opened >= 0 { return (slot, Array(key[0..<size])) }
         }
         throw Failure("no keyslot opens with this key (wrong key or passphrase)")

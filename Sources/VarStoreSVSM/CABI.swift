@@ -161,16 +161,18 @@ func openImage(_ config: varstore_config_t, _ platform: varstore_platform_t) thr
     let crypto = PlatformCrypto(platform: platform)
     var flash = CallbackFlash(platform: platform)
     guard let keyPointer = config.key else { throw .wrongKey }
-    let secret = Array(UnsafeBufferPointer(start: keyPointer, count: config.key_length))
+    // Our copy of the caller's key: wiped when opening ends (a keyslot secret) or with the
+    // store's segment at varstore_destroy (a volume key). The caller's own buffer is theirs.
+    let secret = SecretBytes(Array(UnsafeBufferPointer(start: keyPointer, count: config.key_length)))
     let header = try LUKS2Header.read(from: &flash, crypto: crypto)
-    let volumeKey: [UInt8]
+    let volumeKey: SecretBytes
     if config.key_kind == UInt32(VARSTORE_KEY_KEYSLOT) {
-        volumeKey = try header.unlock(secret: secret, flash: &flash, crypto: crypto)
+        volumeKey = try header.unlock(secret: secret.bytes, flash: &flash, crypto: crypto)
     } else {
         volumeKey = secret
     }
     let segment = try EncryptedSegment(device: flash, header: header, volumeKey: volumeKey, crypto: crypto)
-    return try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid,
+    return try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey.bytes, binding: header.uuid,
                                 minimumGeneration: config.minimum_generation)
 }
 

@@ -64,7 +64,7 @@ import VarStoreCrypto
         var flash = MemoryFlash(bytes: try bytes("k.img"))
         let header = try LUKS2Header.read(from: &flash, crypto: Libcrypto())
         #expect(header.keyslots.count == 1)
-        #expect(try header.unlock(secret: Self.secret, flash: &flash, crypto: Libcrypto()) == volumeKey)
+        #expect(try header.unlock(secret: Self.secret, flash: &flash, crypto: Libcrypto()).bytes == volumeKey)
         #expect(throws: StorageError.wrongKey) {
             try header.unlock(secret: [UInt8](repeating: 8, count: 64), flash: &flash, crypto: Libcrypto())
         }
@@ -72,7 +72,7 @@ import VarStoreCrypto
         let other = try LUKS2Image.create(path: path("k2.img"), size: 1 << 20, secret: .passphrase(passphrase))
         var second = MemoryFlash(bytes: try bytes("k2.img"))
         let secondHeader = try LUKS2Header.read(from: &second, crypto: Libcrypto())
-        #expect(try secondHeader.unlock(secret: passphrase, flash: &second, crypto: Libcrypto()) == other)
+        #expect(try secondHeader.unlock(secret: passphrase, flash: &second, crypto: Libcrypto()).bytes == other)
     }
 
     @Test func keyDerivationBeyondWhatOneOpenMaySpendIsRefusedBeforeItIsDone() throws {
@@ -98,7 +98,7 @@ import VarStoreCrypto
         // The original, at cryptsetup's minimum count, opens from its last slot through both.
         var original = MemoryFlash(bytes: try bytes("h.img"))
         #expect(try LUKS2Header.read(from: &original, crypto: Libcrypto())
-            .unlock(secret: secrets[7], flash: &original, crypto: Libcrypto()) == volumeKey)
+            .unlock(secret: secrets[7], flash: &original, crypto: Libcrypto()).bytes == volumeKey)
         #expect(try LUKS2Image.volumeKey(path: path("h.img"), secret: secrets[7]) == volumeKey)
     }
 
@@ -275,7 +275,7 @@ import VarStoreCrypto
         let other = try LUKS2Image.openStore(path: path("g.img"), volumeKey: volumeKey)
         var flash = MemoryFlash(bytes: try bytes("g.img"))
         let header = try LUKS2Header.read(from: &flash, crypto: Libcrypto())
-        let segment = try EncryptedSegment(device: flash, header: header, volumeKey: volumeKey, crypto: Libcrypto())
+        let segment = try EncryptedSegment(device: flash, header: header, volumeKey: SecretBytes(volumeKey), crypto: Libcrypto())
         #expect(throws: StorageError.notFormatted) {
             _ = try VariableLog.open(device: segment, crypto: Libcrypto(), volumeKey: volumeKey, binding: Array("another-uuid".utf8))
         }

@@ -190,7 +190,7 @@ public struct LUKS2Header: Equatable, Sendable {
     /// with `wrongKey`. Cheapest first so that a hostile header's dear slots cannot use up the
     /// budget before the key-file slot a legitimate image has.
     public func unlock<F: Flash, C: StorageCrypto>(secret: [UInt8], flash: inout F,
-                                                  crypto: C) throws(StorageError) -> [UInt8] {
+                                                  crypto: C) throws(StorageError) -> SecretBytes {
         // Each is at most 10^7 iterations times 2 blocks times 2 (the parsers' caps): no sum below
         // overflows.
         let check = digest.work
