@@ -38,7 +38,7 @@ typedef struct varstore_platform {
 
 enum {
     VARSTORE_KEY_VOLUME = 0,   /* key is the 64-byte LUKS2 volume key */
-    VARSTORE_KEY_KEYSLOT = 1,  /* key opens a PBKDF2 keyslot of the image */
+    VARSTORE_KEY_KEYSLOT = 1,  /* key opens a PBKDF2 keyslot of the image; at least 8 bytes */
 };
 
 enum {
@@ -72,8 +72,10 @@ typedef struct varstore varstore_t;
 
 /* Creates a service; with a flash, opens the image (never formats it). On failure returns
  * NULL and sets *error to a VARSTORE_ERR_* code: VARSTORE_ERR_INVALID_ARGUMENT for missing
- * callbacks, a missing key or unknown key_kind with a flash, a minimum_generation without a
- * flash, or nonvolatile_bytes above the image's capacity. */
+ * callbacks, a missing key or unknown key_kind with a flash, a VARSTORE_KEY_KEYSLOT secret
+ * shorter than 8 bytes (refused before the flash is read), a minimum_generation without a
+ * flash, or nonvolatile_bytes above the image's capacity; VARSTORE_ERR_UNSUPPORTED_IMAGE for a
+ * header whose key derivation exceeds what one open may spend (spec/storage.md). */
 varstore_t *varstore_create(const varstore_config_t *config, const varstore_platform_t *platform, int *error);
 
 /* One SVSM call for protocol 4 (UEFI MM, call 1: RCX = page-aligned buffer GPA, RDX = size)

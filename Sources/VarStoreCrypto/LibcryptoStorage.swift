@@ -85,14 +85,21 @@ extension Libcrypto: StorageCrypto {
         let finished = out.withUnsafeMutableBufferPointer { buffer in
             finish(context, buffer.baseAddress! + Int(length), &finalLength)
         }
-        guard finished == 1 else { return nil }
+        guard finished == 1 else {
+            // A tag that does not authenticate: what was decrypted must not be left behind.
+            SecretBytes.zero(&out)
+            return nil
+        }
+        // Trimmed and extended in place (the capacity has room for the tag): no copy of the
+        // plaintext is left in freed memory.
+        out.removeLast(16)
         if encrypt {
             guard tag.withUnsafeMutableBytes({ EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, 16, $0.baseAddress) }) == 1 else {
                 return nil
             }
-            return Array(out[0..<body.count]) + tag
+            out += tag
         }
-        return Array(out[0..<body.count])
+        return out
     }
 
     public func aesXTS(encrypt: Bool, key: [UInt8], sector: UInt64, data: [UInt8]) -> [UInt8]? {
@@ -113,8 +120,14 @@ extension Libcrypto: StorageCrypto {
         let ok = EVP_CipherInit_ex(context, cipher, nil, key, iv, encrypt ? 1 : 0) == 1
             && out.withUnsafeMutableBufferPointer { EVP_CipherUpdate(context, $0.baseAddress, &length, data, Int32(data.count)) } == 1
             && out.withUnsafeMutableBufferPointer { EVP_CipherFinal_ex(context, $0.baseAddress! + Int(length), &finalLength) } == 1
-        guard ok, Int(length + finalLength) == data.count else { return nil }
-        return Array(out[0..<data.count])
+        guard ok, Int(length + finalLength) == data.count else {
+            SecretBytes.zero(&out)
+            return nil
+        }
+        // Trimmed in place rather than copied: a decrypted keyslot sector is key material, and
+        // a copy would leave the original in freed memory.
+        out.removeLast(16)
+        return out
     }
 
     public func randomBytes(_ count: Int) -> [UInt8]? {

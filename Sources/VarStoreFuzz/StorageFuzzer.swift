@@ -68,9 +68,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             precondition(header.segmentOffset >= 2 * header.headerSize, "segment overlaps the headers")
             precondition(header.segmentSize <= flash.size - header.segmentOffset, "segment past the end")
             precondition(header.digest.iterations <= LUKS2Header.maximumDigestIterations, "iterations unbounded")
+            precondition(header.digest.work <= KeyDerivationWork.maximumPerOpen, "digest check above the budget")
             if header.digest.iterations <= 1000 { _ = header.accepts(volumeKey: fuzzKey, crypto: Libcrypto()) }
             if header.keyslots.allSatisfy({ $0.iterations <= 1000 }) {
-                _ = header.unlock(secret: fuzzKey, flash: &flash, crypto: Libcrypto())
+                _ = try? header.unlock(secret: fuzzKey, flash: &flash, crypto: Libcrypto())
             }
         }
         return 0

@@ -179,7 +179,7 @@ public struct Benchmark {
             var device = flash
             let crypto = Libcrypto()
             let header = try LUKS2Header.read(from: &device, crypto: crypto)
-            let segment = try EncryptedSegment(device: device, header: header, volumeKey: volumeKey, crypto: crypto)
+            let segment = try EncryptedSegment(device: device, header: header, volumeKey: SecretBytes(volumeKey), crypto: crypto)
             let log = try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid)
             var configuration = ServiceConfiguration()
             configuration.nonVolatileStorageSize = VariableLog<Segment, Libcrypto>.capacity(segmentBytes: segment.size)

@@ -158,16 +158,26 @@ public enum LUKS2Image {
             try check(crypt_format(device.handle, "LUKS2", "aes", "xts-plain64", nil, nil, volumeKeyBytes, &params), "format")
         }
         // Just formatted: libcryptsetup still holds the new volume key, no keyslot needed.
-        var key = [CChar](repeating: 0, count: volumeKeyBytes)
+        var key = [UInt8](repeating: 0, count: volumeKeyBytes)
+        defer { SecretBytes.zero(&key) }
         var keySize = volumeKeyBytes
-        try check(crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, &key, &keySize, nil, 0), "volume key")
+        try key.withUnsafeMutableBufferPointer { buffer in
+            try buffer.withMemoryRebound(to: CChar.self) {
+                try check(crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, $0.baseAddress, &keySize, nil, 0), "volume key")
+            }
+        }
         for plan in plans {
             try withPBKDF(plan.derivation) { pbkdf in
                 try check(crypt_set_pbkdf_type(device.handle, pbkdf), "keyslot KDF")
                 try plan.secret.withUnsafeBufferPointer { pass in
                     try pass.withMemoryRebound(to: CChar.self) { chars in
-                        try check(crypt_keyslot_add_by_volume_key(device.handle, Int32(plan.slot ?? Int(CRYPT_ANY_SLOT)), key,
-                                                                  keySize, chars.baseAddress, chars.count), "keyslot")
+                        try key.withUnsafeBufferPointer { keyBuffer in
+                            try keyBuffer.withMemoryRebound(to: CChar.self) { keyChars in
+                                try check(crypt_keyslot_add_by_volume_key(device.handle, Int32(plan.slot ?? Int(CRYPT_ANY_SLOT)),
+                                                                          keyChars.baseAddress, keySize, chars.baseAddress,
+                                                                          chars.count), "keyslot")
+                            }
+                        }
                     }
                 }
             }
@@ -207,25 +217,30 @@ public enum LUKS2Image {
         case .keyFile: derivation = .keyFile
         case .passphrase: derivation = .argon2id
         }
+        // The existing secret is checked here, under the budget for one open, rather than by
+        // crypt_keyslot_add_by_passphrase, which would try every slot at whatever it costs.
+        let key: [UInt8]
+        do {
+            key = try openKeyslot(device: device, secret: existing.bytes).key
+        } catch is Failure {
+            throw Failure("the current key opens no keyslot")
+        }
         var slot: Int32 = -1
         try withPBKDF(derivation) { pbkdf in
             try check(crypt_set_pbkdf_type(device.handle, pbkdf), "keyslot KDF")
-            let old = existing.bytes, fresh = new.bytes
-            slot = old.withUnsafeBufferPointer { o in
-                fresh.withUnsafeBufferPointer { n in
-                    o.withMemoryRebound(to: CChar.self) { oc in
-                        n.withMemoryRebound(to: CChar.self) { nc in
-                            crypt_keyslot_add_by_passphrase(device.handle, CRYPT_ANY_SLOT, oc.baseAddress, oc.count,
+            let fresh = new.bytes
+            slot = fresh.withUnsafeBufferPointer { n in
+                n.withMemoryRebound(to: CChar.self) { nc in
+                    key.withUnsafeBufferPointer { k in
+                        k.withMemoryRebound(to: CChar.self) { kc in
+                            crypt_keyslot_add_by_volume_key(device.handle, CRYPT_ANY_SLOT, kc.baseAddress, kc.count,
                                                             nc.baseAddress, nc.count)
                         }
                     }
                 }
             }
         }
-        guard slot >= 0 else {
-            throw Failure(slot == -Int32(EPERM) || slot == -1 ? "the current key opens no keyslot"
-                          : "no room for another keyslot (\(String(cString: strerror(-slot))))")
-        }
+        guard slot >= 0 else { throw Failure("no room for another keyslot (\(String(cString: strerror(-slot))))") }
         return Int(slot)
     }
 
@@ -237,7 +252,7 @@ public enum LUKS2Image {
         let slot: Int
         do {
             slot = try openKeyslot(device: device, secret: secret.bytes).slot
-        } catch {
+        } catch is Failure {
             throw Failure("no keyslot opens with this key")
         }
         guard activeKeyslots(device).count > 1 else { throw Failure("keyslot \(slot) is the last one; removing it would lose the image") }
@@ -267,7 +282,7 @@ public enum LUKS2Image {
         var flash = try FileFlash(path: path)
         let crypto = Libcrypto()
         let header = try LUKS2Header.read(from: &flash, crypto: crypto)
-        let segment = try EncryptedSegment(device: flash, header: header, volumeKey: volumeKey, crypto: crypto)
+        let segment = try EncryptedSegment(device: flash, header: header, volumeKey: SecretBytes(volumeKey), crypto: crypto)
         if format {
             return try VariableLog.format(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid,
                                           afterGeneration: afterGeneration)
@@ -325,7 +340,7 @@ public enum LUKS2Image {
             let slot: Int, key: [UInt8]
             do {
                 (slot, key) = try openKeyslot(device: device, secret: secret.bytes)
-            } catch {
+            } catch is Failure {
                 throw Failure("no keyslot opens with \(name) (wrong key or passphrase)")
             }
             guard !plans.contains(where: { $0.slot == slot }) else { throw Failure("\(name) opens keyslot \(slot) again") }
@@ -407,21 +422,64 @@ public enum LUKS2Image {
                            generation: try openStore(path: path, volumeKey: newKey).generation)
     }
 
-    /// The keyslot `secret` opens and the volume key it gives.
+    /// The keyslot `secret` opens and the volume key it gives. libcryptsetup derives the keys,
+    /// but one slot at a time, cheapest first, within the budget the core keeps for one open
+    /// (KeyDerivationWork: each slot's derivation and digest check, and the segment's check
+    /// in `openStore`): CRYPT_ANY_SLOT would try every slot at whatever its header asks.
+    /// A slot past the budget, or one whose cost cannot be priced, ends the search with
+    /// `StorageError.keyDerivationTooCostly` before its work is done.
     static func openKeyslot(device: Device, secret: [UInt8]) throws -> (slot: Int, key: [UInt8]) {
-        var key = [UInt8](repeating: 0, count: volumeKeyBytes)
-        var size = volumeKeyBytes
-        let slot = secret.withUnsafeBufferPointer { pass in
-            pass.withMemoryRebound(to: CChar.self) { chars in
-                key.withUnsafeMutableBufferPointer { out in
-                    out.withMemoryRebound(to: CChar.self) { outChars in
-                        crypt_volume_key_get(device.handle, CRYPT_ANY_SLOT, outChars.baseAddress, &size, chars.baseAddress, chars.count)
+        var flash = try FileFlash(path: device.path)
+        let header = try LUKS2Header.read(from: &flash, crypto: Libcrypto())
+        let limit = KeyDerivationWork.maximumPerOpen
+        guard let check = header.declaredDigestWork, check <= limit else { throw StorageError.keyDerivationTooCostly }
+        let slots = activeKeyslots(device).map { (slot: $0, work: work(device, slot: $0) ?? .max) }.sorted { $0.work < $1.work }
+        var spent: UInt64 = 0
+        for (slot, work) in slots {
+            // spent, work and check are each at most limit here: the sum cannot overflow.
+            guard work <= limit, spent + work + 2 * check <= limit else { throw StorageError.keyDerivationTooCostly }
+            spent += work + check
+            var key = [UInt8](repeating: 0, count: volumeKeyBytes)
+            var size = volumeKeyBytes
+            let opened = secret.withUnsafeBufferPointer { pass in
+                pass.withMemoryRebound(to: CChar.self) { chars in
+                    key.withUnsafeMutableBufferPointer { out in
+                        out.withMemoryRebound(to: CChar.self) { outChars in
+                            crypt_volume_key_get(device.handle, Int32(slot), outChars.baseAddress, &size, chars.baseAddress, chars.count)
+                        }
                     }
                 }
             }
+            // The caller gets a copy of the key's length; the scratch buffer is wiped either way.
+            defer { SecretBytes.zero(&key) }
+            if opened >= 0 { return (slot, Array(key[0..<size])) }
         }
-        guard slot >= 0 else { throw Failure("no keyslot opens with this key (wrong key or passphrase)") }
-        return (Int(slot), Array(key[0..<size]))
+        throw Failure("no keyslot opens with this key (wrong key or passphrase)")
+    }
+
+    /// What libcryptsetup will spend deriving `slot`'s key (KeyDerivationWork), from the
+    /// header it loaded; nil for a derivation that cannot be priced.
+    static func work(_ device: Device, slot: Int) -> UInt64? {
+        var pbkdf = crypt_pbkdf_type()
+        guard crypt_keyslot_get_pbkdf(device.handle, Int32(slot), &pbkdf) == 0, let type = pbkdf.type else { return nil }
+        switch String(cString: type) {
+        case "pbkdf2":
+            let keyBytes = crypt_keyslot_get_key_size(device.handle, Int32(slot))
+            let hash: DigestAlgorithm
+            switch pbkdf.hash.map({ String(cString: $0) }) {
+            case "sha256": hash = .sha256
+            case "sha384": hash = .sha384
+            case "sha512": hash = .sha512
+            default: return nil
+            }
+            guard keyBytes > 0 else { return nil }
+            return KeyDerivationWork.pbkdf2(hash, iterations: UInt64(pbkdf.iterations), outputBytes: Int(keyBytes))
+        case "argon2i", "argon2id":
+            guard UInt64(pbkdf.max_memory_kb) <= KeyDerivationWork.maximumArgon2MemoryKiB else { return nil }
+            return KeyDerivationWork.argon2(time: UInt64(pbkdf.iterations), memoryKiB: UInt64(pbkdf.max_memory_kb))
+        default:
+            return nil
+        }
     }
 
     static func activeKeyslots(_ device: Device) -> [Int] {
@@ -435,7 +493,9 @@ public enum LUKS2Image {
 
     final class Device {
         var handle: OpaquePointer?
+        let path: String
         init(path: String) throws {
+            self.path = path
             try ImageLock.hold(path)
             // Our own lock covers the file (ImageLock); libcryptsetup's would wait on it.
             crypt_metadata_locking(nil, 0)

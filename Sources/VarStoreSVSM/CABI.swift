@@ -154,21 +154,25 @@ func code(_ error: StorageError) -> Int32 {
     }
 }
 
+/// The shortest keyslot secret `varstore_create` accepts (include/varstore.h).
+let minimumKeyslotSecretBytes = 8
+
 func openImage(_ config: varstore_config_t, _ platform: varstore_platform_t) throws(StorageError) -> PlatformJournal.ImageLog {
     let crypto = PlatformCrypto(platform: platform)
     var flash = CallbackFlash(platform: platform)
     guard let keyPointer = config.key else { throw .wrongKey }
-    let secret = Array(UnsafeBufferPointer(start: keyPointer, count: config.key_length))
+    // Our copy of the caller's key: wiped when opening ends (a keyslot secret) or with the
+    // store's segment at varstore_destroy (a volume key). The caller's own buffer is theirs.
+    let secret = SecretBytes(Array(UnsafeBufferPointer(start: keyPointer, count: config.key_length)))
     let header = try LUKS2Header.read(from: &flash, crypto: crypto)
-    let volumeKey: [UInt8]
+    let volumeKey: SecretBytes
     if config.key_kind == UInt32(VARSTORE_KEY_KEYSLOT) {
-        guard let unlocked = header.unlock(secret: secret, flash: &flash, crypto: crypto) else { throw .wrongKey }
-        volumeKey = unlocked
+        volumeKey = try header.unlock(secret: secret.bytes, flash: &flash, crypto: crypto)
     } else {
         volumeKey = secret
     }
     let segment = try EncryptedSegment(device: flash, header: header, volumeKey: volumeKey, crypto: crypto)
-    return try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid,
+    return try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey.bytes, binding: header.uuid,
                                 minimumGeneration: config.minimum_generation)
 }
 
@@ -202,6 +206,12 @@ public func varstore_create(_ config: UnsafePointer<varstore_config_t>?, _ platf
         guard platform.flash_write != nil, platform.flash_flush != nil, platform.random != nil, validKind,
               config.key != nil, config.key_length > 0, config.key_length <= 4096 else {
             report(platform, "varstore: a flash needs write, flush and random callbacks and a key of a known kind")
+            return fail(Int32(VARSTORE_ERR_INVALID_ARGUMENT))
+        }
+        // The ABI cannot tell a passphrase from a key file, so 8 bytes is its floor: a shorter
+        // secret is too weak to guard a keyslot, and is refused before any flash is read.
+        guard config.key_kind != UInt32(VARSTORE_KEY_KEYSLOT) || config.key_length >= minimumKeyslotSecretBytes else {
+            report(platform, "varstore: a keyslot secret needs at least 8 bytes")
             return fail(Int32(VARSTORE_ERR_INVALID_ARGUMENT))
         }
         do throws(StorageError) {

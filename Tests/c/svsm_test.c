@@ -25,6 +25,7 @@ static uint8_t ram[RAM_SIZE];
 static FILE *image;
 static varstore_t *current;       /* for the re-entry check */
 static int reenter, reentered_status, fail_writes;
+static unsigned long flash_reads;  /* to check that a refused create reads nothing */
 
 static int guest_read(void *c, uint64_t gpa, void *buffer, size_t length) {
     (void)c;
@@ -46,6 +47,7 @@ static int guest_write(void *c, uint64_t gpa, const void *buffer, size_t length)
 }
 static int flash_read(void *c, uint64_t offset, void *buffer, size_t length) {
     (void)c;
+    flash_reads++;
     return fseek(image, (long)offset, SEEK_SET) == 0 && fread(buffer, 1, length, image) == length ? 0 : -1;
 }
 static int flash_write(void *c, uint64_t offset, const void *buffer, size_t length) {
@@ -267,6 +269,17 @@ int main(int argc, char **argv) {
         /* A wrong key is an error code, not a crash. */
         key[0] ^= 1;
         CHECK(varstore_create(&config, &platform, &error) == NULL && error == VARSTORE_ERR_WRONG_KEY, "wrong key");
+        /* A keyslot secret shorter than 8 bytes (the floor for a passphrase) is refused before
+         * the flash is read: no keyslot derivation is spent on it. */
+        size_t lengths[] = {0, 1, 7};
+        for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+            varstore_config_t short_key = config;
+            short_key.key_length = lengths[i];
+            unsigned long reads = flash_reads;
+            error = -1;
+            CHECK(varstore_create(&short_key, &platform, &error) == NULL && error == VARSTORE_ERR_INVALID_ARGUMENT
+                  && flash_reads == reads, "a keyslot secret under 8 bytes: INVALID_ARGUMENT, nothing read");
+        }
         fclose(image);
     }
     if (failures) return 1;

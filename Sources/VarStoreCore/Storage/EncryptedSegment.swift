@@ -8,13 +8,14 @@ public struct EncryptedSegment<Device: Flash, Crypto: StorageCrypto>: Flash {
 
     public var device: Device
     let crypto: Crypto
-    let volumeKey: [UInt8]
+    /// Held for the life of the segment (every sector needs it) and wiped with it.
+    let volumeKey: SecretBytes
     let offset: UInt64
     public let size: UInt64
 
     /// Opens the segment `header` describes, after checking `volumeKey` against its digest.
-    public init(device: Device, header: LUKS2Header, volumeKey: [UInt8], crypto: Crypto) throws(StorageError) {
-        guard header.accepts(volumeKey: volumeKey, crypto: crypto) else { throw .wrongKey }
+    public init(device: Device, header: LUKS2Header, volumeKey: SecretBytes, crypto: Crypto) throws(StorageError) {
+        guard header.accepts(volumeKey: volumeKey.bytes, crypto: crypto) else { throw .wrongKey }
         // Records are written in 512-byte sectors; a device whose atomic unit is larger could
         // tear durable neighbours of a new record, and one that cannot write 512 bytes at all
         // cannot hold them.
@@ -46,7 +47,7 @@ public struct EncryptedSegment<Device: Flash, Crypto: StorageCrypto>: Flash {
         var sector = position / UInt64(Self.sectorBytes)
         var index = 0
         while index < count {
-            guard let block = crypto.aesXTS(encrypt: false, key: volumeKey, sector: sector,
+            guard let block = crypto.aesXTS(encrypt: false, key: volumeKey.bytes, sector: sector,
                                             data: Array(cipher[index ..< index + Self.sectorBytes])) else { throw .ioError }
             plain += block
             index += Self.sectorBytes
@@ -62,7 +63,7 @@ public struct EncryptedSegment<Device: Flash, Crypto: StorageCrypto>: Flash {
         var sector = position / UInt64(Self.sectorBytes)
         var index = 0
         while index < bytes.count {
-            guard let block = crypto.aesXTS(encrypt: true, key: volumeKey, sector: sector,
+            guard let block = crypto.aesXTS(encrypt: true, key: volumeKey.bytes, sector: sector,
                                             data: Array(bytes[index ..< index + Self.sectorBytes])) else { throw .ioError }
             cipher += block
             index += Self.sectorBytes

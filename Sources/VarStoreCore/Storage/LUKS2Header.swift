@@ -37,6 +37,9 @@ public struct LUKS2Header: Equatable, Sendable {
         public var iterations: UInt32
         public var salt: [UInt8]
         public var value: [UInt8]
+
+        /// What one check of a candidate volume key costs (KeyDerivationWork).
+        public var work: UInt64 { KeyDerivationWork.pbkdf2(hash, iterations: UInt64(iterations), outputBytes: value.count) }
     }
 
     /// The UUID text (up to 40 ASCII bytes), which keys derived for the store are bound to.
@@ -50,6 +53,11 @@ public struct LUKS2Header: Equatable, Sendable {
     public var digest: Digest
     /// The PBKDF2 keyslots the core can open (LUKS2Keyslot.swift).
     public var keyslots: [LUKS2Keyslot]
+    /// What checking a candidate key costs at worst: the dearest of the header's digests
+    /// (KeyDerivationWork), since libcryptsetup checks a slot against the digest assigned to
+    /// it, which need not be segment 0's. nil if one cannot be priced. For hosts that open
+    /// keyslots with libcryptsetup (LUKS2Image).
+    public var declaredDigestWork: UInt64?
 
     /// Reads and checks the headers of `flash`: the primary, else a secondary; if both are
     /// intact, the one with the higher seqid.
@@ -150,20 +158,50 @@ public struct LUKS2Header: Equatable, Sendable {
             break
         }
         guard let digest = found else { throw .malformedMetadata("no digest covers segment 0") }
+        // Every open checks a key against the digest at least once, a volume key given
+        // directly included: a digest dearer than one open may spend makes the image unusable.
+        guard digest.work <= KeyDerivationWork.maximumPerOpen else { throw .keyDerivationTooCostly }
+        var declaredDigestWork: UInt64? = 0
+        for (_, other) in digests {
+            guard let total = declaredDigestWork else { break }
+            if other["type"]?.isString("pbkdf2") == true, let hash = LUKS2Keyslot.hash(other["hash"]),
+               let iterations = other["iterations"]?.unsigned, let valueText = other["digest"]?.bytes,
+               let value = Base64.decode(valueText) {
+                let work = KeyDerivationWork.pbkdf2(hash, iterations: iterations, outputBytes: value.count)
+                declaredDigestWork = max(total, work)
+            } else {
+                declaredDigestWork = nil
+            }
+        }
         let uuid = Array(binary[168..<208].prefix(while: { $0 != 0 }))
         return LUKS2Header(uuid: uuid, sequenceID: bigEndian(binary, 16, 8), headerSize: headerSize,
                            segmentOffset: offset, segmentSize: size, sectorSize: 512, digest: digest,
-                           keyslots: LUKS2Keyslot.keyslots(root, headerSize: headerSize, flashSize: flashSize))
+                           keyslots: LUKS2Keyslot.keyslots(root, headerSize: headerSize, flashSize: flashSize),
+                           declaredDigestWork: declaredDigestWork)
     }
 
-    /// The volume key from the first PBKDF2 keyslot `secret` opens; nil if none does.
-    /// At most `maximumKeyslotsTried` slots are tried, so a header cannot make this take
-    /// unbounded time.
-    public func unlock<F: Flash, C: StorageCrypto>(secret: [UInt8], flash: inout F, crypto: C) -> [UInt8]? {
-        for slot in keyslots.prefix(Self.maximumKeyslotsTried) {
+    /// The volume key from the first PBKDF2 keyslot `secret` opens.
+    ///
+    /// Slots are tried cheapest first, at most `maximumKeyslotsTried` of them, and only while
+    /// the work spent so far, the slot's own derivation, its digest check and the digest check
+    /// the segment makes when it opens (EncryptedSegment) stay within
+    /// `KeyDerivationWork.maximumPerOpen`: a slot past that ends the search with
+    /// `keyDerivationTooCostly` (the secret may belong to it), a search that tried every slot
+    /// with `wrongKey`. Cheapest first so that a hostile header's dear slots cannot use up the
+    /// budget before the key-file slot a legitimate image has.
+    public func unlock<F: Flash, C: StorageCrypto>(secret: [UInt8], flash: inout F,
+                                                  crypto: C) throws(StorageError) -> SecretBytes {
+        // Each is at most 10^7 iterations times 2 blocks times 2 (the parsers' caps): no sum below
+        // overflows.
+        let check = digest.work
+        var spent: UInt64 = 0
+        for slot in keyslots.sorted(by: { $0.work < $1.work }).prefix(Self.maximumKeyslotsTried) {
+            let cost = slot.work + check
+            guard spent + cost + check <= KeyDerivationWork.maximumPerOpen else { throw .keyDerivationTooCostly }
+            spent += cost
             if let key = slot.unlock(secret, header: self, flash: &flash, crypto: crypto) { return key }
         }
-        return nil
+        throw .wrongKey
     }
 
     /// Whether `volumeKey` is the key this header's digest describes (PBKDF2 of the key with

@@ -21,6 +21,10 @@ public struct LUKS2Keyslot: Equatable, Sendable {
     /// benchmarked passphrase slots stay well below it).
     public static let maximumIterations: UInt64 = 10_000_000
 
+    /// What deriving this slot's area key costs (KeyDerivationWork): the iterations once per
+    /// output block.
+    public var work: UInt64 { KeyDerivationWork.pbkdf2(kdfHash, iterations: UInt64(iterations), outputBytes: keyBytes) }
+
     /// The PBKDF2 keyslots of a header's JSON that this reader can open.
     static func keyslots(_ root: JSONValue, headerSize: UInt64, flashSize: UInt64) -> [LUKS2Keyslot] {
         guard case .object(let slots)? = root["keyslots"] else { return [] }
@@ -52,34 +56,47 @@ public struct LUKS2Keyslot: Equatable, Sendable {
     }
 
     /// The volume key this slot holds for `secret`, if the result passes the header's digest.
+    /// The area key and the decrypted stripes are as secret as the volume key (the stripes
+    /// merge into it), so they are wiped before returning.
     public func unlock<F: Flash, C: StorageCrypto>(_ secret: [UInt8], header: LUKS2Header, flash: inout F,
-                                                  crypto: C) -> [UInt8]? {
-        guard let areaKey = crypto.pbkdf2(kdfHash, password: secret, salt: salt, iterations: iterations, count: keyBytes) else {
+                                                  crypto: C) -> SecretBytes? {
+        guard let derived = crypto.pbkdf2(kdfHash, password: secret, salt: salt, iterations: iterations, count: keyBytes) else {
             return nil
         }
+        let areaKey = SecretBytes(derived)
         let materialBytes = keyBytes * stripes
         let sectors = (materialBytes + 511) / 512
         guard let encrypted = try? flash.read(at: areaOffset, count: sectors * 512) else { return nil }
-        var material: [UInt8] = []
-        material.reserveCapacity(sectors * 512)
+        var plainMaterial: [UInt8] = []
+        plainMaterial.reserveCapacity(sectors * 512)
         for sector in 0 ..< sectors {
-            guard let plain = crypto.aesXTS(encrypt: false, key: areaKey, sector: UInt64(sector),
-                                            data: Array(encrypted[sector * 512 ..< (sector + 1) * 512])) else { return nil }
-            material += plain
+            guard var plain = crypto.aesXTS(encrypt: false, key: areaKey.bytes, sector: UInt64(sector),
+                                            data: Array(encrypted[sector * 512 ..< (sector + 1) * 512])) else {
+                SecretBytes.zero(&plainMaterial)
+                return nil
+            }
+            plainMaterial += plain
+            SecretBytes.zero(&plain)
         }
-        let key = Self.merge(material, keyBytes: keyBytes, stripes: stripes, hash: stripeHash, crypto: crypto)
-        return header.accepts(volumeKey: key, crypto: crypto) ? key : nil
+        let material = SecretBytes(plainMaterial)
+        let key = SecretBytes(Self.merge(material.bytes, keyBytes: keyBytes, stripes: stripes, hash: stripeHash, crypto: crypto))
+        return header.accepts(volumeKey: key.bytes, crypto: crypto) ? key : nil
     }
 
     /// The LUKS anti-forensic merge: XOR each stripe into a buffer, diffusing it with the hash
-    /// after every stripe but the last.
+    /// after every stripe but the last. Each superseded buffer is wiped: the last ones are
+    /// nearly the key.
     static func merge<C: StorageCrypto>(_ material: [UInt8], keyBytes: Int, stripes: Int, hash: DigestAlgorithm,
                                         crypto: C) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: keyBytes)
         for stripe in 0 ..< stripes {
             let start = stripe * keyBytes
             for index in 0 ..< keyBytes { buffer[index] ^= material[start + index] }
-            if stripe < stripes - 1 { buffer = diffuse(buffer, hash: hash, crypto: crypto) }
+            if stripe < stripes - 1 {
+                let next = diffuse(buffer, hash: hash, crypto: crypto)
+                SecretBytes.zero(&buffer)
+                buffer = next
+            }
         }
         return buffer
     }

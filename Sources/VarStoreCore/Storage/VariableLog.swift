@@ -99,15 +99,16 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     /// Bytes handed to the device, superblocks and snapshots included (the benchmark's figure).
     public private(set) var bytesWritten: UInt64 = 0
 
+    /// Held for the life of the log and wiped with it (SecretBytes).
     struct Keys {
-        let header: [UInt8]
-        let body: [UInt8]
-        let superblock: [UInt8]
+        let header: SecretBytes
+        let body: SecretBytes
+        let superblock: SecretBytes
     }
 
     static func keys(_ crypto: Crypto, volumeKey: [UInt8], binding: [UInt8]) -> Keys {
-        func derive(_ label: String) -> [UInt8] {
-            crypto.hkdfSHA256(key: volumeKey, salt: binding, info: Array(label.utf8), count: 32)
+        func derive(_ label: String) -> SecretBytes {
+            SecretBytes(crypto.hkdfSHA256(key: volumeKey, salt: binding, info: Array(label.utf8), count: 32))
         }
         return Keys(header: derive("varstore v1 record header"), body: derive("varstore v1 record body"),
                     superblock: derive("varstore v1 superblock"))
@@ -413,7 +414,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         LittleEndian.append(UInt32(0), to: &headerPlain)
         headerPlain += bodyNonce
         headerPlain += [0, 0, 0, 0]
-        guard let sealedHeader = crypto.sealAES256GCM(key: keys.header, nonce: headerNonce,
+        guard let sealedHeader = crypto.sealAES256GCM(key: keys.header.bytes, nonce: headerNonce,
                                                       additionalData: headerAAD(at), plaintext: headerPlain) else {
             throw .invalidGeometry("sealing failed")
         }
@@ -429,7 +430,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         body += payload
         let bodyBytes = Int(sectors) * Self.sectorBytes - Self.headerBytes - Self.tagBytes
         body += [UInt8](repeating: 0, count: bodyBytes - body.count)
-        guard let sealedBody = crypto.sealAES256GCM(key: keys.body, nonce: bodyNonce, additionalData: header,
+        guard let sealedBody = crypto.sealAES256GCM(key: keys.body.bytes, nonce: bodyNonce, additionalData: header,
                                                     plaintext: body) else { throw .invalidGeometry("sealing failed") }
         let record = header + sealedBody
         writtenInStep.append(at)
@@ -461,7 +462,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     func readHeader(at logSector: UInt64) throws(StorageError) -> RecordHeader? {
         let first = try readSectors(1, atSegmentSector: Self.superblockSectors + logSector)
         guard Array(first[0..<4]) == Self.recordMagic,
-              let plain = crypto.openAES256GCM(key: keys.header, nonce: Array(first[4..<16]),
+              let plain = crypto.openAES256GCM(key: keys.header.bytes, nonce: Array(first[4..<16]),
                                                additionalData: headerAAD(logSector), sealed: Array(first[16..<64])),
               plain.count == 32,
               let generation = LittleEndian.load(UInt64.self, from: plain, at: 0), generation < Self.generationLimit,
@@ -484,7 +485,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     func readRecord(at logSector: UInt64) throws(StorageError) -> Record? {
         guard let header = try readHeader(at: logSector) else { return nil }
         let bytes = try readSectors(header.sectors, atSegmentSector: Self.superblockSectors + logSector)
-        guard let body = crypto.openAES256GCM(key: keys.body, nonce: header.bodyNonce,
+        guard let body = crypto.openAES256GCM(key: keys.body.bytes, nonce: header.bodyNonce,
                                               additionalData: Array(bytes[0..<Self.headerBytes]),
                                               sealed: Array(bytes[Self.headerBytes...])),
               body.count >= Self.bodyHeaderBytes,
@@ -732,7 +733,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         LittleEndian.append(superblock.checkpointGeneration, to: &plain)
         plain += superblock.chainDigest
         guard let nonce = crypto.randomBytes(12) else { throw .noRandomness }
-        guard let sealed = crypto.sealAES256GCM(key: keys.superblock, nonce: nonce, additionalData: superblockAAD(slot),
+        guard let sealed = crypto.sealAES256GCM(key: keys.superblock.bytes, nonce: nonce, additionalData: superblockAAD(slot),
                                                 plaintext: plain) else { throw .invalidGeometry("sealing failed") }
         var sector = Self.superblockMagic + nonce + sealed
         sector += [UInt8](repeating: 0, count: Self.sectorBytes - sector.count)
@@ -742,7 +743,7 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     func readSuperblock(slot: Int) throws(StorageError) -> Superblock? {
         let sector = try readSectors(1, atSegmentSector: UInt64(slot))
         guard Array(sector[0..<8]) == Self.superblockMagic,
-              let plain = crypto.openAES256GCM(key: keys.superblock, nonce: Array(sector[8..<20]),
+              let plain = crypto.openAES256GCM(key: keys.superblock.bytes, nonce: Array(sector[8..<20]),
                                                additionalData: superblockAAD(slot), sealed: Array(sector[20..<(20 + 72 + 16)])),
               plain.count == 72, LittleEndian.load(UInt32.self, from: plain, at: 0) == 1,
               let sequence = LittleEndian.load(UInt64.self, from: plain, at: 8),
