@@ -66,12 +66,6 @@ public final class HostJournal: NonVolatileJournal {
     }
 
     private func apply(_ changes: [JournalChange]) {
-        for change in changes {
-            switch change {
-            case .put(let variable): live.insert(variable)
-            case .replaceInPlace(let variable): if !live.replaceInPlace(variable) { live.insert(variable) }
-            case .delete(let key): live.remove(key)
-            }
-        }
+        for change in changes { live.apply(change) }
     }
 }

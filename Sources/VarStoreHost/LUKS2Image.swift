@@ -279,21 +279,15 @@ public enum LUKS2Image {
     /// reader: LUKS2 header, key check, XTS segment, log.
     public static func openStore(path: String, volumeKey: [UInt8], minimumGeneration: UInt64 = 0,
                                  format: Bool = false, afterGeneration: UInt64 = 0) throws -> HostJournal.ImageLog {
-        var flash = try FileFlash(path: path)
-        let crypto = Libcrypto()
-        let header = try LUKS2Header.read(from: &flash, crypto: crypto)
-        let segment = try EncryptedSegment(device: flash, header: header, volumeKey: SecretBytes(volumeKey), crypto: crypto)
-        if format {
-            return try VariableLog.format(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid,
-                                          afterGeneration: afterGeneration)
-        }
-        return try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey, binding: header.uuid,
-                                    minimumGeneration: minimumGeneration)
+        let flash = try FileFlash(path: path)
+        let key = EncryptedImage.Key.volumeKey(SecretBytes(volumeKey))
+        if format { return try EncryptedImage.format(flash, key: key, crypto: Libcrypto(), afterGeneration: afterGeneration) }
+        return try EncryptedImage.open(flash, key: key, crypto: Libcrypto(), minimumGeneration: minimumGeneration)
     }
 
     /// Writes `variables` into `log` as they are (times and pins included), in order, as one
-    /// commit: a power cut keeps all of them or none (a group of records, spec/storage.md).
-    /// Writes `variables` into `log` as one commit, after Provisioning's checks (the storable
+    /// commit — a power cut keeps all of them or none (a group of records, spec/storage.md) —
+    /// after Provisioning's checks (the storable
     /// rule, the per-variable limit unless `raw`, and the image's capacity): all or nothing.
     public static func provision(_ variables: [Variable], into log: HostJournal.ImageLog, raw: Bool = false) throws {
         try Provisioning.check(variables, over: log.live.all, configuration: configuration(for: log), raw: raw)

@@ -158,22 +158,13 @@ func code(_ error: StorageError) -> Int32 {
 let minimumKeyslotSecretBytes = 8
 
 func openImage(_ config: varstore_config_t, _ platform: varstore_platform_t) throws(StorageError) -> PlatformJournal.ImageLog {
-    let crypto = PlatformCrypto(platform: platform)
-    var flash = CallbackFlash(platform: platform)
     guard let keyPointer = config.key else { throw .wrongKey }
     // Our copy of the caller's key: wiped when opening ends (a keyslot secret) or with the
     // store's segment at varstore_destroy (a volume key). The caller's own buffer is theirs.
     let secret = SecretBytes(Array(UnsafeBufferPointer(start: keyPointer, count: config.key_length)))
-    let header = try LUKS2Header.read(from: &flash, crypto: crypto)
-    let volumeKey: SecretBytes
-    if config.key_kind == UInt32(VARSTORE_KEY_KEYSLOT) {
-        volumeKey = try header.unlock(secret: secret.bytes, flash: &flash, crypto: crypto)
-    } else {
-        volumeKey = secret
-    }
-    let segment = try EncryptedSegment(device: flash, header: header, volumeKey: volumeKey, crypto: crypto)
-    return try VariableLog.open(device: segment, crypto: crypto, volumeKey: volumeKey.bytes, binding: header.uuid,
-                                minimumGeneration: config.minimum_generation)
+    let key: EncryptedImage.Key = config.key_kind == UInt32(VARSTORE_KEY_KEYSLOT) ? .keyslotSecret(secret) : .volumeKey(secret)
+    return try EncryptedImage.open(CallbackFlash(platform: platform), key: key, crypto: PlatformCrypto(platform: platform),
+                                   minimumGeneration: config.minimum_generation)
 }
 
 /// One diagnostic line through the optional log callback.

@@ -27,9 +27,6 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
     public private(set) var memoryOverwrite = MemoryOverwriteControl()
     /// The policy table as the first DUMP page saw it, for the pages that follow.
     var policyDumpSnapshot: [UInt8]?
-    /// Increases whenever a non-volatile variable is created, changed or deleted, so a host
-    /// can persist after exactly the requests that changed persistent state.
-    public private(set) var nonVolatileChangeCount: UInt64 = 0
     /// The Secure Boot platform mode; SetupMode, AuditMode, DeployedMode and SecureBoot
     /// mirror it (SecureBootMode.swift).
     public internal(set) var secureBootMode = SecureBootMode.setup
@@ -237,7 +234,6 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
         if let existing { quota.subtract(existing) }
         journalInsert(replacement)
         quota.add(replacement)
-        if replacement.isNonVolatile { nonVolatileChangeCount &+= 1 }
         return true
     }
 
@@ -388,7 +384,6 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
                 var stamped = existing
                 stamped.timestamp = timeStamp
                 journalReplaceInPlace(stamped)
-                if existing.isNonVolatile { nonVolatileChangeCount &+= 1 }
             }
             return false
         }
@@ -396,7 +391,6 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
             // edk2 skips the flash write; QEMU still moves the variable to the end of the
             // enumeration order, and we keep QEMU's order (spec/semantics.md).
             journalInsert(existing)
-            if existing.isNonVolatile { nonVolatileChangeCount &+= 1 }
             return false
         }
         if existing == nil && phase.atRuntime
@@ -429,14 +423,12 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
         if let existing { quota.subtract(existing) }
         journalInsert(replacement)
         quota.add(replacement)
-        if replacement.isNonVolatile { nonVolatileChangeCount &+= 1 }
         return false
     }
 
     func remove(_ variable: Variable) {
         journalRemove(variable.key)
         quota.subtract(variable)
-        if variable.isNonVolatile { nonVolatileChangeCount &+= 1 }
     }
 
     // MARK: QueryVariableInfo
