@@ -256,11 +256,7 @@ public struct Benchmark {
         /// that carries no signature (as edk2's own enrollment does).
         func userModeRig() throws(EFIStatus) -> Rig {
             let rig = Rig(variables: 0)
-            var unsigned = EFITime(year: 2026, month: 1, day: 1).bytes
-            LittleEndian.append(UInt32(24), to: &unsigned)
-            LittleEndian.append(UInt16(0x0200), to: &unsigned)
-            LittleEndian.append(UInt16(0x0EF1), to: &unsigned)
-            unsigned += EFIGUID.certTypePKCS7.wireBytes
+            let unsigned = VariableAuthentication2.encode(timeStamp: EFITime(year: 2026, month: 1, day: 1), certificate: [])
             try rig.service.setVariable(SecureBootVariable.kek, attributes: 0x27, data: unsigned + Self.x509List(kekCertificate))
             try rig.service.setVariable(SecureBootVariable.pk, attributes: 0x27, data: unsigned + Self.x509List(pkCertificate))
             return rig

@@ -39,8 +39,7 @@ public struct Enrollment {
         let bytes = try HostFile.read(path)
         let lower = path.lowercased()
         // A signed update, whatever its name: WIN_CERTIFICATE_UEFI_GUID with PKCS#7 at 16.
-        let isUpdate = bytes.count >= 40 && Array(bytes[20 ..< 24]) == [0x00, 0x02, 0xF1, 0x0E]
-            && EFIGUID(wire: bytes, at: 24) == .certTypePKCS7
+        let isUpdate = VariableAuthentication2.looksLikeDescriptor(bytes)
         if lower.hasSuffix(".auth") || isUpdate {
             signed.append((key, bytes))
             return
@@ -217,11 +216,7 @@ public struct Enrollment {
         if !unsigned.isEmpty && !service.secureBootMode.isSetupMode {
             throw Failure("the image has a PK (user mode): give signed .auth updates, or delete PK with a signed update first")
         }
-        var descriptor = time.bytes
-        LittleEndian.append(UInt32(VariableAuthentication2.certificateHeaderSize), to: &descriptor)
-        LittleEndian.append(VariableAuthentication2.winCertificateRevision, to: &descriptor)
-        LittleEndian.append(VariableAuthentication2.winCertificateTypeEFIGUID, to: &descriptor)
-        descriptor += EFIGUID.certTypePKCS7.wireBytes
+        let descriptor = VariableAuthentication2.encode(timeStamp: time, certificate: [])
         for (key, list) in unsigned {
             do {
                 try service.setVariable(key, attributes: 0x27, data: descriptor + list)

@@ -106,10 +106,8 @@ public enum OVMFVarsFile {
               let pinSize = LittleEndian.load(UInt32.self, from: data, at: offset + 24),
               nodeSize >= 28, UInt64(offset) + UInt64(nodeSize) <= UInt64(data.count),
               UInt64(28) + 2 * UInt64(nameUnits) + UInt64(pinSize) <= UInt64(nodeSize) {
-            var units: [UInt16] = []
-            for index in 0 ..< Int(nameUnits) {
-                units.append(LittleEndian.load(UInt16.self, from: data, at: offset + 28 + 2 * index) ?? 0)
-            }
+            var reader = ByteReader(data, start: offset + 28)
+            guard let units = reader.readUCS2(Int(nameUnits)) else { break }
             let pinStart = offset + 28 + 2 * Int(nameUnits)
             if let name = VariableName(codeUnits: units) {
                 pins[VariableKey(guid: guid, name: name)] = Array(data[pinStart ..< pinStart + Int(pinSize)])

@@ -137,13 +137,6 @@ public final class SigningIdentity {
         content += time.bytes
         content += payload
         let signature = try sign(content)
-        var update = time.bytes
-        LittleEndian.append(UInt32(VariableAuthentication2.certificateHeaderSize) + UInt32(signature.count), to: &update)
-        LittleEndian.append(VariableAuthentication2.winCertificateRevision, to: &update)
-        LittleEndian.append(VariableAuthentication2.winCertificateTypeEFIGUID, to: &update)
-        update += EFIGUID.certTypePKCS7.wireBytes
-        update += signature
-        update += payload
-        return update
+        return VariableAuthentication2.encode(timeStamp: time, certificate: signature) + payload
     }
 }

@@ -44,6 +44,27 @@ public struct VariableAuthentication2 {
                                        payload: data[payloadStart...])
     }
 
+    /// The descriptor's wire bytes for `timeStamp` and a PKCS#7 `certificate` (empty for the
+    /// unsigned descriptors edk2's own setup-mode enrollment writes), in the layout `parse`
+    /// reads; the new value follows it.
+    public static func encode(timeStamp: EFITime, certificate: [UInt8]) -> [UInt8] {
+        var out = timeStamp.bytes
+        out.reserveCapacity(headerSize + certificate.count)
+        LittleEndian.append(certificateHeaderSize + UInt32(truncatingIfNeeded: certificate.count), to: &out)
+        LittleEndian.append(winCertificateRevision, to: &out)
+        LittleEndian.append(winCertificateTypeEFIGUID, to: &out)
+        out += EFIGUID.certTypePKCS7.wireBytes
+        out += certificate
+        return out
+    }
+
+    /// Whether `data` starts like a descriptor (WIN_CERTIFICATE_UEFI_GUID with the PKCS#7
+    /// type), so a file holding one can be told from a plain signature list.
+    public static func looksLikeDescriptor(_ data: [UInt8]) -> Bool {
+        guard let descriptor = try? parse(data) else { return false }
+        return descriptor.isPKCS7
+    }
+
     /// Whether the descriptor names a PKCS#7 certificate (edk2 checks this only where it
     /// verifies a signature).
     public var isPKCS7: Bool {

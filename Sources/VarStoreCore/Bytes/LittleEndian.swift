@@ -78,6 +78,55 @@ public struct ByteReader {
         offset += count
         return true
     }
+
+    /// A big-endian unsigned integer of `count` bytes (1 … 8): LUKS2's binary header.
+    public mutating func readBigEndian(_ count: Int) -> UInt64? {
+        guard count >= 1, count <= 8, remaining >= count else { return nil }
+        var value: UInt64 = 0
+        for index in offset ..< offset + count { value = value << 8 | UInt64(bytes[index]) }
+        offset += count
+        return value
+    }
+
+    /// A GUID in its wire form (EFI_GUID: three little-endian fields, then eight bytes).
+    public mutating func readGUID() -> EFIGUID? {
+        guard remaining >= 16, let guid = EFIGUID(wire: bytes, at: offset) else { return nil }
+        offset += 16
+        return guid
+    }
+
+    /// `count` UCS-2LE code units, as they are (no NUL or surrogate check: see `VariableName`).
+    public mutating func readUCS2(_ count: Int) -> [UInt16]? {
+        guard count >= 0, remaining / 2 >= count else { return nil }
+        var units: [UInt16] = []
+        units.reserveCapacity(count)
+        for _ in 0 ..< count {
+            units.append(UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8)
+            offset += 2
+        }
+        return units
+    }
+
+    /// The code units of a NUL-terminated UCS-2LE string of `size` bytes, without its NUL; the
+    /// reader moves past all `size` bytes. nil if `size` is odd or short, no NUL lies inside
+    /// it, or (with `terminatorLast`) anything follows the first NUL.
+    public mutating func readTerminatedUCS2(size: Int, terminatorLast: Bool = false) -> [UInt16]? {
+        guard size >= 2, size % 2 == 0, remaining >= size else { return nil }
+        let start = offset
+        var units: [UInt16] = []
+        var position = start
+        while position < start + size {
+            let unit = UInt16(bytes[position]) | UInt16(bytes[position + 1]) << 8
+            if unit == 0 {
+                if terminatorLast && position != start + size - 2 { return nil }
+                offset = start + size
+                return units
+            }
+            units.append(unit)
+            position += 2
+        }
+        return nil
+    }
 }
 
 /// Overflow-checked arithmetic for lengths that come from hostile input.

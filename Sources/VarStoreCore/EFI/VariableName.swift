@@ -28,17 +28,10 @@ public struct VariableName: Hashable, Sendable {
         guard offset >= 0, offset <= bytes.count, UInt64(bytes.count - offset) >= size else {
             return .failure(.notTerminated)
         }
-        var units: [UInt16] = []
-        var position = offset
-        let end = offset + Int(size)
-        while position < end {
-            let unit = UInt16(bytes[position]) | UInt16(bytes[position + 1]) << 8
-            if unit == 0 { return .success(VariableName(validated: units)) }
-            if unit >= 0xD800 && unit <= 0xDFFF { return .failure(.surrogate) }
-            units.append(unit)
-            position += 2
-        }
-        return .failure(.notTerminated)
+        var reader = ByteReader(bytes, start: offset, end: offset + Int(size))
+        guard let units = reader.readTerminatedUCS2(size: Int(size)) else { return .failure(.notTerminated) }
+        guard let name = VariableName(codeUnits: units) else { return .failure(.surrogate) }
+        return .success(name)
     }
 
     /// A name from code units; nil if any is NUL or a surrogate.

@@ -66,9 +66,11 @@ struct MMMessage {
     /// One past the last byte of the message.
     var end: Int { MMCommunicateHeader.size + length }
 
-    func u32(_ offset: Int) -> UInt32 { LittleEndian.load(UInt32.self, from: buffer, at: offset) ?? 0 }
-    func u64(_ offset: Int) -> UInt64 { LittleEndian.load(UInt64.self, from: buffer, at: offset) ?? 0 }
-    func guid(_ offset: Int) -> EFIGUID { EFIGUID(wire: buffer, at: offset) ?? EFIGUID(low: 0, high: 0) }
+    /// Fields of the copy, bounded by it: nil past its end (a handler checks MessageLength
+    /// first; bytes between MessageLength and the capacity read as zero, as in QEMU's device).
+    func u32(_ offset: Int) -> UInt32? { LittleEndian.load(UInt32.self, from: buffer, at: offset) }
+    func u64(_ offset: Int) -> UInt64? { LittleEndian.load(UInt64.self, from: buffer, at: offset) }
+    func guid(_ offset: Int) -> EFIGUID? { EFIGUID(wire: buffer, at: offset) }
 
     /// Writes stay inside the message: a reply never grows past the request.
     mutating func setU8(_ value: UInt8, at offset: Int) {

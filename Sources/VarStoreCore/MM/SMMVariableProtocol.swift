@@ -83,7 +83,8 @@ enum SMMVariableHandler {
     static func handle<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, service: VariableService<C, J>) -> MMDispatchResult {
         guard UInt64(message.length) >= L.headerSize else { return .badBufferSize }
         let answer: Answer
-        switch SMMVariableFunction(rawValue: message.u64(L.function)) {
+        guard let function = message.u64(L.function) else { return .badBufferSize }
+        switch SMMVariableFunction(rawValue: function) {
         case .getVariable: answer = getVariable(&message, service)
         case .getNextVariableName: answer = getNextVariableName(&message, service)
         case .setVariable: answer = setVariable(&message, service)
@@ -119,8 +120,8 @@ enum SMMVariableHandler {
     private static func getVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.Access.minimumLength else { return failure(.badBufferSize) }
-        let requestedDataSize = message.u64(L.Access.dataSize)
-        let nameSize = message.u64(L.Access.nameSize)
+        guard let requestedDataSize = message.u64(L.Access.dataSize), let nameSize = message.u64(L.Access.nameSize),
+              let guid = message.guid(L.Access.guid) else { return failure(.badBufferSize) }
         let fieldLimit = service.configuration.maximumFieldSize
         guard nameSize <= fieldLimit, requestedDataSize <= fieldLimit else { return failure(.outOfResources) }
         guard let nameEnd = CheckedSize.add(L.Access.minimumLength, nameSize), nameEnd <= length else {
@@ -131,7 +132,7 @@ enum SMMVariableHandler {
         }
         let variable: Variable
         do {
-            variable = try service.getVariable(VariableKey(guid: message.guid(L.Access.guid), name: name))
+            variable = try service.getVariable(VariableKey(guid: guid, name: name))
         } catch {
             return failure(error)
         }
@@ -155,7 +156,9 @@ enum SMMVariableHandler {
     private static func getNextVariableName<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.NextName.minimumLength else { return failure(.badBufferSize) }
-        let nameSize = message.u64(L.NextName.nameSize)
+        guard let nameSize = message.u64(L.NextName.nameSize), let guid = message.guid(L.NextName.guid) else {
+            return failure(.badBufferSize)
+        }
         guard nameSize <= service.configuration.maximumFieldSize else { return failure(.outOfResources) }
         guard let nameEnd = CheckedSize.add(L.NextName.minimumLength, nameSize), nameEnd <= length else {
             return failure(.badBufferSize)
@@ -166,7 +169,7 @@ enum SMMVariableHandler {
         }
         let next: Variable
         do {
-            next = try service.nextVariable(after: VariableKey(guid: message.guid(L.NextName.guid), name: name))
+            next = try service.nextVariable(after: VariableKey(guid: guid, name: name))
         } catch {
             return failure(error)
         }
@@ -189,8 +192,10 @@ enum SMMVariableHandler {
     private static func setVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.Access.minimumLength else { return failure(.badBufferSize) }
-        let dataSize = message.u64(L.Access.dataSize)
-        let nameSize = message.u64(L.Access.nameSize)
+        guard let dataSize = message.u64(L.Access.dataSize), let nameSize = message.u64(L.Access.nameSize),
+              let guid = message.guid(L.Access.guid), let attributes = message.u32(L.Access.attributes) else {
+            return failure(.badBufferSize)
+        }
         let fieldLimit = service.configuration.maximumFieldSize
         guard nameSize <= fieldLimit, dataSize <= fieldLimit else { return failure(.outOfResources) }
         guard let end = CheckedSize.add(L.Access.minimumLength, nameSize, dataSize), end <= length else {
@@ -202,8 +207,7 @@ enum SMMVariableHandler {
         let dataStart = L.Access.name + Int(nameSize)
         let data = Array(message.buffer[dataStart ..< dataStart + Int(dataSize)])
         do {
-            try service.setVariable(VariableKey(guid: message.guid(L.Access.guid), name: name),
-                                    attributes: message.u32(L.Access.attributes), data: data)
+            try service.setVariable(VariableKey(guid: guid, name: name), attributes: attributes, data: data)
         } catch {
             return failure(error)
         }
@@ -216,7 +220,8 @@ enum SMMVariableHandler {
         guard L.QueryInfo.length <= UInt64(message.capacity) else { return failure(.badBufferSize) }
         let info: StorageInfo
         do {
-            info = try service.queryVariableInfo(attributes: message.u32(L.QueryInfo.attributes))
+            guard let attributes = message.u32(L.QueryInfo.attributes) else { return failure(.badBufferSize) }
+            info = try service.queryVariableInfo(attributes: attributes)
         } catch {
             return failure(error)
         }
@@ -230,8 +235,8 @@ enum SMMVariableHandler {
 
     private static func lockVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
         let length = UInt64(message.length)
-        guard length >= L.NextName.minimumLength else { return failure(.badBufferSize) }
-        let nameSize = message.u64(L.NextName.nameSize)
+        guard length >= L.NextName.minimumLength, let nameSize = message.u64(L.NextName.nameSize),
+              let guid = message.guid(L.NextName.guid) else { return failure(.badBufferSize) }
         guard let nameEnd = CheckedSize.add(L.NextName.minimumLength, nameSize), nameEnd <= length,
               // QEMU turns the request into a policy entry whose Size field is 16-bit.
               nameSize <= 0xFFFF - 44 else { return failure(.badBufferSize) }
@@ -239,7 +244,7 @@ enum SMMVariableHandler {
             return failure(.invalidParameter)
         }
         do {
-            try service.lockVariable(VariableKey(guid: message.guid(L.NextName.guid), name: name))
+            try service.lockVariable(VariableKey(guid: guid, name: name))
         } catch {
             return failure(error)
         }
@@ -250,14 +255,14 @@ enum SMMVariableHandler {
 
     private static func variableProperty<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>, set: Bool) -> Answer {
         let length = UInt64(message.length)
-        guard length >= L.Property.minimumLength else { return failure(.badBufferSize) }
-        let nameSize = message.u64(L.Property.nameSize)
+        guard length >= L.Property.minimumLength, let nameSize = message.u64(L.Property.nameSize),
+              let guid = message.guid(L.Property.guid) else { return failure(.badBufferSize) }
         guard nameSize <= service.configuration.maximumFieldSize else { return failure(.outOfResources) }
         guard let nameEnd = CheckedSize.add(L.Property.minimumLength, nameSize), nameEnd <= length else {
             return failure(.badBufferSize)
         }
         guard let name = parseName(message, at: L.Property.name, size: nameSize) else { return failure(.invalidParameter) }
-        let key = VariableKey(guid: message.guid(L.Property.guid), name: name)
+        let key = VariableKey(guid: guid, name: name)
         if set {
             guard let property = VariableProperty(bytes: message.buffer, at: L.Property.property) else {
                 return failure(.invalidParameter)

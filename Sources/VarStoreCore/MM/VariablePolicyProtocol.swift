@@ -36,12 +36,15 @@ enum VariablePolicyHandler {
     }
 
     static func handle<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, service: VariableService<C, J>) -> MMDispatchResult {
-        guard message.length >= headerSize else { return .badBufferSize }
-        let command = VariablePolicyCommand(rawValue: message.u32(commandOffset))
+        guard message.length >= headerSize, let signatureField = message.u32(signatureOffset),
+              let revisionField = message.u32(revisionOffset), let commandField = message.u32(commandOffset) else {
+            return .badBufferSize
+        }
+        let command = VariablePolicyCommand(rawValue: commandField)
         // A dump snapshot lives only between consecutive DUMP commands.
         if command != .dump { service.policyDumpSnapshot = nil }
         let result: EFIStatus
-        if message.u32(signatureOffset) != signature || message.u32(revisionOffset) != revision {
+        if signatureField != signature || revisionField != revision {
             result = .invalidParameter
         } else {
             switch command {
@@ -85,7 +88,8 @@ enum VariablePolicyHandler {
             service.policyDumpSnapshot = nil
             return .invalidParameter
         }
-        let page = Int(message.u32(parameters))
+        guard let requested = message.u32(parameters) else { return .invalidParameter }
+        let page = Int(requested)
         let totalOffset = parameters + 4, pageSizeOffset = parameters + 8, hasMoreOffset = parameters + 12
         let data = parameters + dumpParametersSize
         if page == 0 {
@@ -119,15 +123,17 @@ enum VariablePolicyHandler {
 
     private static func getInfo<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>, lockOnVariableState: Bool) -> EFIStatus {
         guard message.length >= largeMessageLength else { return .invalidParameter }
-        let inputSize = UInt64(message.u32(Info.inputNameSize))
-        let outputCapacity = UInt64(message.u32(Info.outputNameSize))
+        guard let inputField = message.u32(Info.inputNameSize), let outputField = message.u32(Info.outputNameSize),
+              let guid = message.guid(Info.guid) else { return .invalidParameter }
+        let inputSize = UInt64(inputField)
+        let outputCapacity = UInt64(outputField)
         let end = UInt64(message.end)
         guard let inputEnd = CheckedSize.add(UInt64(Info.inputName), inputSize), inputEnd <= end,
               let outputEnd = CheckedSize.add(inputEnd, outputCapacity), outputEnd <= end,
               case .success(let name) = VariableName.parse(message.buffer, at: Info.inputName, size: inputSize) else {
             return .invalidParameter
         }
-        guard let policy = service.policies.bestMatch(VariableKey(guid: message.guid(Info.guid), name: name)) else {
+        guard let policy = service.policies.bestMatch(VariableKey(guid: guid, name: name)) else {
             return .notFound
         }
         let outputName: [UInt8]

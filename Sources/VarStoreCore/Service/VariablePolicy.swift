@@ -107,16 +107,10 @@ public struct VariablePolicyEntry: Sendable, Equatable {
     /// UCS-2 units of `bytes[start ..< end]` when that range is a name whose only NUL is its
     /// last code unit; nil otherwise.
     private static func terminatedName(_ bytes: [UInt8], from start: Int, to end: Int) -> [UInt16]? {
-        guard end > start, (end - start) % 2 == 0, end - start >= 2, end <= bytes.count else { return nil }
-        var units: [UInt16] = []
-        var position = start
-        while position < end - 2 {
-            let unit = UInt16(bytes[position]) | UInt16(bytes[position + 1]) << 8
-            if unit == 0 || (unit >= 0xD800 && unit <= 0xDFFF) { return nil }
-            units.append(unit)
-            position += 2
-        }
-        guard bytes[end - 2] == 0, bytes[end - 1] == 0 else { return nil }
+        guard end > start, end <= bytes.count else { return nil }
+        var reader = ByteReader(bytes, start: start, end: end)
+        guard let units = reader.readTerminatedUCS2(size: end - start, terminatorLast: true),
+              VariableName(codeUnits: units) != nil else { return nil }
         return units
     }
 

@@ -85,9 +85,12 @@ public struct LUKS2Header: Equatable, Sendable {
         guard flash.contains(offset: offset, count: binarySize),
               let binary = try? flash.read(at: offset, count: binarySize),
               Array(binary[0..<6]) == magic else { return nil }
-        guard bigEndian(binary, 6, 2) == 2 else { return .failure(.unsupportedHeader("a version other than 2")) }
-        let headerSize = bigEndian(binary, 8, 8)
-        guard allowedHeaderSizes.contains(headerSize), flash.contains(offset: offset, count: Int(headerSize)) else {
+        // The binary header (LUKS2 on-disk format §2.1): magic, version u16 BE, hdr_size u64
+        // BE, seqid u64 BE, … hdr_offset u64 BE at 256.
+        guard let version = bigEndian(binary, 6, 2), version == 2 else {
+            return .failure(.unsupportedHeader("a version other than 2"))
+        }
+        guard let headerSize = bigEndian(binary, 8, 8), allowedHeaderSizes.contains(headerSize), flash.contains(offset: offset, count: Int(headerSize)) else {
             return .failure(.notLUKS2)
         }
         guard Array(binary[72..<104]).prefix(while: { $0 != 0 }).elementsEqual("sha256".utf8) else {
@@ -98,7 +101,7 @@ public struct LUKS2Header: Equatable, Sendable {
         for index in 448..<512 { area[index] = 0 }
         guard crypto.sha256(area) == stored else { return .failure(.notLUKS2) }
         // A secondary header says where it is; a mismatch means it was copied elsewhere.
-        guard bigEndian(binary, 256, 8) == offset else { return .failure(.notLUKS2) }
+        guard let recordedOffset = bigEndian(binary, 256, 8), recordedOffset == offset else { return .failure(.notLUKS2) }
         do {
             return .success(try metadata(area[binarySize...], binary: binary, headerSize: headerSize, flashSize: flash.size))
         } catch {
@@ -106,10 +109,10 @@ public struct LUKS2Header: Equatable, Sendable {
         }
     }
 
-    static func bigEndian(_ bytes: [UInt8], _ offset: Int, _ count: Int) -> UInt64 {
-        var value: UInt64 = 0
-        for index in offset..<(offset + count) { value = value << 8 | UInt64(bytes[index]) }
-        return value
+    /// A big-endian field of the binary header, through the bounded reader.
+    static func bigEndian(_ bytes: [UInt8], _ offset: Int, _ count: Int) -> UInt64? {
+        var reader = ByteReader(bytes, start: offset)
+        return reader.readBigEndian(count)
     }
 
     static func metadata(_ json: ArraySlice<UInt8>, binary: [UInt8], headerSize: UInt64,
@@ -174,7 +177,8 @@ public struct LUKS2Header: Equatable, Sendable {
             }
         }
         let uuid = Array(binary[168..<208].prefix(while: { $0 != 0 }))
-        return LUKS2Header(uuid: uuid, sequenceID: bigEndian(binary, 16, 8), headerSize: headerSize,
+        guard let sequenceID = bigEndian(binary, 16, 8) else { throw .notLUKS2 }
+        return LUKS2Header(uuid: uuid, sequenceID: sequenceID, headerSize: headerSize,
                            segmentOffset: offset, segmentSize: size, sectorSize: 512, digest: digest,
                            keyslots: LUKS2Keyslot.keyslots(root, headerSize: headerSize, flashSize: flashSize),
                            declaredDigestWork: declaredDigestWork)

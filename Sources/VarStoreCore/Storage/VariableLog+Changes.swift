@@ -54,13 +54,9 @@ extension VariableLog {
         var changes: [JournalChange] = []
         var reader = ByteReader(bytes)
         while reader.remaining > 0 {
-            guard let kind = reader.read(UInt8.self), let guidBytes = reader.readBytes(16),
-                  let guid = EFIGUID(wire: guidBytes, at: 0), let count = reader.read(UInt16.self) else { throw DecodeFailure() }
-            var units: [UInt16] = []
-            for _ in 0..<count {
-                guard let unit = reader.read(UInt16.self) else { throw DecodeFailure() }
-                units.append(unit)
-            }
+            guard let kind = reader.read(UInt8.self), let guid = reader.readGUID(),
+                  let count = reader.read(UInt16.self) else { throw DecodeFailure() }
+            guard let units = reader.readUCS2(Int(count)) else { throw DecodeFailure() }
             // The same rule the encoder's callers are held to (StorableVariable).
             guard let name = VariableName(codeUnits: units), !name.isEmpty else { throw DecodeFailure() }
             let key = VariableKey(guid: guid, name: name)
