@@ -55,13 +55,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Test doubles (fault-injecting and flaky flash, flat guest memory): not shipped.
+        .target(
+            name: "VarStoreTestSupport",
+            dependencies: ["VarStoreCore"],
+            path: "Tests/VarStoreTestSupport"
+        ),
+        // Tests mirror the sources: one folder per VarStoreCore folder.
         .testTarget(
             name: "VarStoreCoreTests",
-            dependencies: ["VarStoreCore", "VarStoreCrypto", "VarStoreHost"]
+            dependencies: ["VarStoreCore", "VarStoreCrypto", "VarStoreHost", "VarStoreTestSupport"]
         ),
         .testTarget(
             name: "VarStoreHostTests",
-            dependencies: ["VarStoreCore", "VarStoreCrypto", "VarStoreHost"]
+            dependencies: ["VarStoreCore", "VarStoreCrypto", "VarStoreHost", "VarStoreTestSupport"]
         ),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import VarStoreTestSupport
 import VarStoreCore
 import VarStoreCrypto
 @testable import VarStoreHost
@@ -7,46 +8,6 @@ import VarStoreCrypto
 // Regression tests for the storage review (power cuts inside multi-part snapshots, failed
 // flushes, a failed journal at power-on, a cut before a compaction's superblock at high fill,
 // write amplification near capacity). Several began as the reviewer's experiments.
-
-/// A flash whose flushes can fail (once), either losing the writes since the last flush
-/// (Linux drops dirty pages after fsync EIO) or keeping them.
-struct FlakyFlash: Flash {
-    var durable: [UInt8]
-    var pending: [(UInt64, [UInt8])] = []
-    var failFlushes = 0
-    /// Flushes (counted from 1) that fail, whatever `failFlushes` says.
-    var failingFlushNumbers: Set<Int> = []
-    var flushes = 0
-    var loseOnFailure = true
-    var failWrites: Set<Int> = []
-    var writes = 0
-    let sectorSize = 512
-    init(bytes: [UInt8]) { durable = bytes }
-    var size: UInt64 { UInt64(durable.count) }
-    var current: [UInt8] {
-        var image = durable
-        for (o, b) in pending { image.replaceSubrange(Int(o) ..< Int(o) + b.count, with: b) }
-        return image
-    }
-    mutating func read(at offset: UInt64, count: Int) throws(FlashError) -> [UInt8] {
-        Array(current[Int(offset) ..< Int(offset) + count])
-    }
-    mutating func write(_ bytes: [UInt8], at offset: UInt64) throws(FlashError) {
-        defer { writes += 1 }
-        if failWrites.contains(writes) { throw .ioError }
-        pending.append((offset, bytes))
-    }
-    mutating func flush() throws(FlashError) {
-        flushes += 1
-        if failFlushes > 0 || failingFlushNumbers.contains(flushes) {
-            if failFlushes > 0 { failFlushes -= 1 }
-            if loseOnFailure { pending.removeAll() }
-            throw .ioError
-        }
-        durable = current
-        pending.removeAll()
-    }
-}
 
 struct FailingJournal: NonVolatileJournal {
     func commit(_ changes: [JournalChange]) throws(StorageError) { throw .flash(.ioError) }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import VarStoreTestSupport
 import VarStoreCore
 import VarStoreCrypto
 @testable import VarStoreHost

@@ -1,4 +1,5 @@
 import Testing
+@testable import VarStoreTestSupport
 @testable import VarStoreCore
 import VarStoreCrypto
 
