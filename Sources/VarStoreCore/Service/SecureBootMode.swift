@@ -148,7 +148,7 @@ extension VariableService {
 
     private func patchStatus(_ key: VariableKey, _ value: UInt8) {
         let patched = Variable(key: key, attributes: Self.statusAttributes, data: [value])
-        if !journalReplaceInPlace(patched) {
+        if !variables.replaceInPlace(patched) {
             storeInternally(key, attributes: Self.statusAttributes, data: [value])
         }
     }

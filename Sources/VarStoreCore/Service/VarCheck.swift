@@ -199,3 +199,58 @@ enum UEFIDefinedVariables {
         return isValidDevicePath(data, from: position, length: filePathLength)
     }
 }
+
+// MARK: VarCheck in the service: the properties SMM function 9 sets and 10 reads, checked on every
+// SetVariable after EndOfDxe (edk2 VarCheckLib).
+
+extension VariableService {
+    /// The property that applies to a variable: one set through SMM function 9, else the
+    /// UEFI-defined table's.
+    public func variableProperty(_ key: VariableKey) -> VariableProperty? {
+        properties[key] ?? UEFIDefinedVariables.lookup(key)?.property
+    }
+
+    /// edk2 VarCheckLibSetVariableCheck and VarCheckUefiLib's handler.
+    func checkProperties(_ key: VariableKey, attributes: VariableAttributes, data: ArraySlice<UInt8>, isDelete: Bool) throws(EFIStatus) {
+        let property = variableProperty(key)
+        if let property {
+            if property.isReadOnly { throw .writeProtected }
+            if !isDelete {
+                if property.attributes != 0 && attributes.stored.rawValue != property.attributes { throw .invalidParameter }
+                let size = UInt64(data.count)
+                if size != 0 && (size < property.minimumSize || size > property.maximumSize) { throw .invalidParameter }
+            }
+        }
+        guard !isDelete else { return }
+        if attributes.contains(.hardwareErrorRecord) {
+            guard key.guid == .hardwareErrorVariable,
+                  UEFIDefinedVariables.matches(pattern: Array("HwErrRec####".utf16), key.name.codeUnits) else {
+                throw .invalidParameter
+            }
+        }
+        // A UEFI namespace holds only the variables UEFI defines.
+        if UEFIDefinedVariables.table(for: key.guid) != nil && property == nil { throw .invalidParameter }
+        if !data.isEmpty, let entry = UEFIDefinedVariables.lookup(key), !UEFIDefinedVariables.passes(entry.check, Array(data)) {
+            throw .invalidParameter
+        }
+    }
+
+    /// VAR_CHECK_VARIABLE_PROPERTY_SET: only before EndOfDxe. Each new entry is charged
+    /// against volatile storage, like a policy, so the table cannot grow without bound.
+    public func setVariableProperty(_ key: VariableKey, _ property: VariableProperty) throws(EFIStatus) {
+        if phase.endOfDxe { throw .accessDenied }
+        guard !key.name.isEmpty, property.revision == VariableProperty.revision else { throw .invalidParameter }
+        if properties[key] == nil {
+            let charge = Self.propertyCharge(key)
+            guard quota.fits(replacing: nil, newCharge: charge, in: .volatile) else { throw .outOfResources }
+            variables.quota.reserve(charge, in: .volatile)
+            propertyBytes += charge
+        }
+        properties[key] = property
+    }
+
+    /// Bytes a property entry costs: the 24-byte property and the name.
+    static func propertyCharge(_ key: VariableKey) -> UInt64 {
+        UInt64(VariableProperty.size + key.name.wireSize)
+    }
+}

@@ -201,3 +201,78 @@ public struct VariablePolicyTable: Sendable {
     /// The whole table as DUMP returns it: the entries back to back, in registration order.
     public var dump: [UInt8] { entries.flatMap { $0.bytes } }
 }
+
+// MARK: Variable policy in the service: enforcement on every SetVariable, registration, lock and
+// disable (edk2 VariablePolicyLib), and LOCK_VARIABLE as a LOCK_NOW policy.
+
+extension VariableService {
+    /// edk2 VariablePolicyLib ValidateSetVariable with the best-matching policy.
+    func checkPolicy(_ key: VariableKey, attributes: VariableAttributes, dataSize: Int, isDelete: Bool) throws(EFIStatus) {
+        guard policies.isEnabled, let policy = policies.bestMatch(key) else { return }
+        if !isDelete {
+            let size = UInt64(dataSize)
+            if (policy.minimumSize > 0 && size < UInt64(policy.minimumSize)) || size > UInt64(policy.maximumSize) {
+                throw .invalidParameter
+            }
+            if attributes.rawValue & policy.attributesMustHave != policy.attributesMustHave
+                || attributes.rawValue & policy.attributesCantHave != 0 {
+                throw .invalidParameter
+            }
+        }
+        switch policy.lockType {
+        case .noLock:
+            return
+        case .lockNow:
+            throw .writeProtected
+        case .lockOnCreate:
+            if store.variable(for: key) != nil { throw .writeProtected }
+        case .lockOnVariableState:
+            guard let namespace = policy.stateNamespace, let stateName = VariableName(codeUnits: policy.stateName),
+                  let state = store.variable(for: VariableKey(guid: namespace, name: stateName)) else { return }
+            if state.data.count == 1 && state.data[0] == policy.stateValue { throw .writeProtected }
+        }
+    }
+
+    /// RegisterVariablePolicy. Entries count against volatile storage: an unbounded policy
+    /// table would let the guest exhaust the service's memory.
+    public func registerPolicy(_ entry: VariablePolicyEntry) throws(EFIStatus) {
+        if policies.isLocked { throw .writeProtected }
+        guard quota.fits(replacing: nil, newCharge: UInt64(entry.bytes.count), in: .volatile) else { throw .outOfResources }
+        try policies.register(entry)
+        variables.quota.reserve(UInt64(entry.bytes.count), in: .volatile)
+    }
+
+    public func lockPolicies() throws(EFIStatus) {
+        if policies.isLocked { throw .writeProtected }
+        policies.lock()
+    }
+
+    public func disablePolicies() throws(EFIStatus) {
+        try policies.disable(allowed: configuration.allowVariablePolicyDisable)
+    }
+
+    /// edk2 EDKII_VARIABLE_LOCK_PROTOCOL.RequestToLock: a LOCK_NOW policy, only before
+    /// EndOfDxe. Locking an already locked variable succeeds.
+    public func lockVariable(_ key: VariableKey) throws(EFIStatus) {
+        if phase.endOfDxe { throw .accessDenied }
+        guard !key.name.isEmpty else { throw .invalidParameter }
+        do {
+            try registerPolicy(.lockNow(key))
+        } catch .alreadyStarted {
+            return
+        }
+    }
+}
+
+/// What QueryVariableInfo reports for one storage class.
+public struct StorageInfo: Equatable, Sendable {
+    public var maximumVariableStorageSize: UInt64
+    public var remainingVariableStorageSize: UInt64
+    public var maximumVariableSize: UInt64
+
+    public init(maximumVariableStorageSize: UInt64, remainingVariableStorageSize: UInt64, maximumVariableSize: UInt64) {
+        self.maximumVariableStorageSize = maximumVariableStorageSize
+        self.remainingVariableStorageSize = remainingVariableStorageSize
+        self.maximumVariableSize = maximumVariableSize
+    }
+}

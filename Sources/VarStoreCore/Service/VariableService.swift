@@ -13,16 +13,19 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
     public let configuration: ServiceConfiguration
     public let crypto: Crypto
     public private(set) var journal: Journal
-    /// Read freely; every change goes through the journaled helpers below.
-    public private(set) var store = VariableStore()
-    public private(set) var quota: StorageQuota
+    /// The store, its quota and the current step's journal record (JournaledStore.swift):
+    /// every change goes through it.
+    var variables: JournaledStore
+    /// Read freely; changes go through `variables`.
+    public var store: VariableStore { variables.store }
+    public var quota: StorageQuota { variables.quota }
     public private(set) var phase = BootPhase()
     /// Variable policies registered by firmware (and by LOCK_VARIABLE).
-    public private(set) var policies = VariablePolicyTable()
+    public internal(set) var policies = VariablePolicyTable()
     /// VarCheck properties set through SMM function 9, by exact name.
-    public private(set) var properties: [VariableKey: VariableProperty] = [:]
+    public internal(set) var properties: [VariableKey: VariableProperty] = [:]
     /// Volatile storage charged for `properties`.
-    public private(set) var propertyBytes: UInt64 = 0
+    public internal(set) var propertyBytes: UInt64 = 0
     /// The MOR lock state machine.
     public private(set) var memoryOverwrite = MemoryOverwriteControl()
     /// The policy table as the first DUMP page saw it, for the pages that follow.
@@ -36,14 +39,6 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
     /// The current request's parsed PKCS#7 (AuthenticatedVariables.swift); dropped when the
     /// request ends.
     var signatureCache: (bytes: ArraySlice<UInt8>, parsed: Crypto.SignedData)?
-    /// The current step's non-volatile changes, in order, for the journal.
-    private var pendingChanges: [JournalChange] = []
-    /// Every variable the current step replaced or removed, before it did, to undo the step
-    /// if the journal cannot make it durable.
-    private var undoLog: [(key: VariableKey, previous: Variable?)] = []
-    /// Set while the service rebuilds its Secure Boot variables in memory only, after the
-    /// journal refused them (initializeSecureBootDurably).
-    private var journalSuspended = false
 
     /// A service over `journal`, starting from `variables` — what the journal already holds,
     /// in enumeration order (a host reads them from its store first).
@@ -52,12 +47,8 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
         self.configuration = configuration
         self.crypto = crypto
         self.journal = journal
-        self.quota = StorageQuota(configuration: configuration)
-        for variable in variables {
-            if let old = store.remove(variable.key) { quota.subtract(old) }
-            store.insert(variable)
-            quota.add(variable)
-        }
+        self.variables = JournaledStore(configuration: configuration)
+        self.variables.load(variables)
         initializeSecureBootDurably()
     }
 
@@ -69,11 +60,10 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
         do {
             try journaled { initializeSecureBoot() }
         } catch {
-            journalSuspended = true
+            variables.suspended = true
             initializeSecureBoot()
-            journalSuspended = false
-            pendingChanges.removeAll()
-            undoLog.removeAll()
+            variables.suspended = false
+            variables.discardStep()
         }
     }
 
@@ -92,62 +82,15 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
         } catch {
             outcome = error
         }
-        defer {
-            pendingChanges.removeAll()
-            undoLog.removeAll()
-        }
-        if !pendingChanges.isEmpty {
-            do {
-                try journal.commit(pendingChanges)
-            } catch {
-                for entry in undoLog.reversed() {
-                    if let current = store.remove(entry.key) { quota.subtract(current) }
-                    if let previous = entry.previous {
-                        store.insert(previous)
-                        quota.add(previous)
-                    }
-                }
-                secureBootMode = mode
-                vendorKeysValid = vendorKeys
-                memoryOverwrite = overwrite
-                throw .deviceError
-            }
+        do throws(StorageError) {
+            try variables.commitStep(to: &journal)
+        } catch {
+            secureBootMode = mode
+            vendorKeysValid = vendorKeys
+            memoryOverwrite = overwrite
+            throw .deviceError
         }
         if let outcome { throw outcome }
-    }
-
-    /// store.insert, recorded for undo and, when non-volatile, for the journal.
-    func journalInsert(_ variable: Variable) {
-        let previous = store.variable(for: variable.key)
-        store.insert(variable)
-        guard !journalSuspended else { return }
-        undoLog.append((variable.key, previous))
-        if variable.isNonVolatile {
-            pendingChanges.append(.put(variable))
-        } else if let previous, previous.isNonVolatile {
-            pendingChanges.append(.delete(variable.key))
-        }
-    }
-
-    /// store.replaceInPlace, recorded likewise.
-    @discardableResult
-    func journalReplaceInPlace(_ variable: Variable) -> Bool {
-        let previous = store.variable(for: variable.key)
-        guard store.replaceInPlace(variable) else { return false }
-        guard !journalSuspended else { return true }
-        undoLog.append((variable.key, previous))
-        if variable.isNonVolatile { pendingChanges.append(.replaceInPlace(variable)) }
-        return true
-    }
-
-    /// store.remove, recorded likewise.
-    @discardableResult
-    func journalRemove(_ key: VariableKey) -> Variable? {
-        guard let previous = store.remove(key) else { return nil }
-        guard !journalSuspended else { return previous }
-        undoLog.append((key, previous))
-        if previous.isNonVolatile { pendingChanges.append(.delete(key)) }
-        return previous
     }
 
     // MARK: Loading and resets
@@ -156,28 +99,19 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
     /// They were accepted by the service when written, so no SetVariable rules run again;
     /// a later duplicate replaces an earlier one.
     /// Refreshing the Secure Boot variables afterwards is a durable step of its own.
-    public func load(_ variables: [Variable]) {
-        for variable in variables {
-            if let old = store.remove(variable.key) { quota.subtract(old) }
-            store.insert(variable)
-            quota.add(variable)
-        }
+    public func load(_ persisted: [Variable]) {
+        variables.load(persisted)
         initializeSecureBootDurably()
     }
 
     /// A platform (hard) reset: volatile variables, locks and boot-phase flags are gone;
     /// non-volatile variables stay.
     public func platformReset() {
-        for variable in store.all where !variable.isNonVolatile {
-            store.remove(variable.key)
-            quota.subtract(variable)
-        }
-        pendingChanges.removeAll()
-        undoLog.removeAll()
-        quota.release(policies.byteCount, from: .volatile)
+        variables.removeVolatile()
+        variables.quota.release(policies.byteCount, from: .volatile)
         policies = VariablePolicyTable()
         policyDumpSnapshot = nil
-        quota.release(propertyBytes, from: .volatile)
+        variables.quota.release(propertyBytes, from: .volatile)
         propertyBytes = 0
         properties = [:]
         memoryOverwrite.reset()
@@ -231,9 +165,7 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
         let replacement = Variable(key: key, attributes: attributes, data: data,
                                    timestamp: attributes.contains(.timeBasedAuthenticatedWriteAccess) ? .zero : nil)
         guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: StorageClass(attributes)) else { return false }
-        if let existing { quota.subtract(existing) }
-        journalInsert(replacement)
-        quota.add(replacement)
+        variables.put(replacement)
         return true
     }
 
@@ -383,14 +315,14 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
             if let existing, let timeStamp, timeStamp.isLater(than: existing.timestamp ?? .zero) {
                 var stamped = existing
                 stamped.timestamp = timeStamp
-                journalReplaceInPlace(stamped)
+                variables.replaceInPlace(stamped)
             }
             return false
         }
         if let existing, !append, timeStamp == nil, existing.data.elementsEqual(request.payload) {
             // edk2 skips the flash write; QEMU still moves the variable to the end of the
             // enumeration order, and we keep QEMU's order (spec/semantics.md).
-            journalInsert(existing)
+            variables.put(existing)
             return false
         }
         if existing == nil && phase.atRuntime
@@ -420,15 +352,12 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
         guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: requestClass) else {
             throw .outOfResources
         }
-        if let existing { quota.subtract(existing) }
-        journalInsert(replacement)
-        quota.add(replacement)
+        variables.put(replacement)
         return false
     }
 
     func remove(_ variable: Variable) {
-        journalRemove(variable.key)
-        quota.subtract(variable)
+        variables.remove(variable.key)
     }
 
     // MARK: QueryVariableInfo
@@ -453,131 +382,5 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
         return StorageInfo(maximumVariableStorageSize: quota.capacity(storageClass),
                            remainingVariableStorageSize: quota.remaining(storageClass),
                            maximumVariableSize: quota.largestNewVariable(storageClass))
-    }
-
-    // MARK: VarCheck
-
-    /// The property that applies to a variable: one set through SMM function 9, else the
-    /// UEFI-defined table's.
-    public func variableProperty(_ key: VariableKey) -> VariableProperty? {
-        properties[key] ?? UEFIDefinedVariables.lookup(key)?.property
-    }
-
-    /// edk2 VarCheckLibSetVariableCheck and VarCheckUefiLib's handler.
-    private func checkProperties(_ key: VariableKey, attributes: VariableAttributes, data: ArraySlice<UInt8>, isDelete: Bool) throws(EFIStatus) {
-        let property = variableProperty(key)
-        if let property {
-            if property.isReadOnly { throw .writeProtected }
-            if !isDelete {
-                if property.attributes != 0 && attributes.stored.rawValue != property.attributes { throw .invalidParameter }
-                let size = UInt64(data.count)
-                if size != 0 && (size < property.minimumSize || size > property.maximumSize) { throw .invalidParameter }
-            }
-        }
-        guard !isDelete else { return }
-        if attributes.contains(.hardwareErrorRecord) {
-            guard key.guid == .hardwareErrorVariable,
-                  UEFIDefinedVariables.matches(pattern: Array("HwErrRec####".utf16), key.name.codeUnits) else {
-                throw .invalidParameter
-            }
-        }
-        // A UEFI namespace holds only the variables UEFI defines.
-        if UEFIDefinedVariables.table(for: key.guid) != nil && property == nil { throw .invalidParameter }
-        if !data.isEmpty, let entry = UEFIDefinedVariables.lookup(key), !UEFIDefinedVariables.passes(entry.check, Array(data)) {
-            throw .invalidParameter
-        }
-    }
-
-    /// VAR_CHECK_VARIABLE_PROPERTY_SET: only before EndOfDxe. Each new entry is charged
-    /// against volatile storage, like a policy, so the table cannot grow without bound.
-    public func setVariableProperty(_ key: VariableKey, _ property: VariableProperty) throws(EFIStatus) {
-        if phase.endOfDxe { throw .accessDenied }
-        guard !key.name.isEmpty, property.revision == VariableProperty.revision else { throw .invalidParameter }
-        if properties[key] == nil {
-            let charge = Self.propertyCharge(key)
-            guard quota.fits(replacing: nil, newCharge: charge, in: .volatile) else { throw .outOfResources }
-            quota.reserve(charge, in: .volatile)
-            propertyBytes += charge
-        }
-        properties[key] = property
-    }
-
-    /// Bytes a property entry costs: the 24-byte property and the name.
-    static func propertyCharge(_ key: VariableKey) -> UInt64 {
-        UInt64(VariableProperty.size + key.name.wireSize)
-    }
-
-    // MARK: Variable policy
-
-    /// edk2 VariablePolicyLib ValidateSetVariable with the best-matching policy.
-    private func checkPolicy(_ key: VariableKey, attributes: VariableAttributes, dataSize: Int, isDelete: Bool) throws(EFIStatus) {
-        guard policies.isEnabled, let policy = policies.bestMatch(key) else { return }
-        if !isDelete {
-            let size = UInt64(dataSize)
-            if (policy.minimumSize > 0 && size < UInt64(policy.minimumSize)) || size > UInt64(policy.maximumSize) {
-                throw .invalidParameter
-            }
-            if attributes.rawValue & policy.attributesMustHave != policy.attributesMustHave
-                || attributes.rawValue & policy.attributesCantHave != 0 {
-                throw .invalidParameter
-            }
-        }
-        switch policy.lockType {
-        case .noLock:
-            return
-        case .lockNow:
-            throw .writeProtected
-        case .lockOnCreate:
-            if store.variable(for: key) != nil { throw .writeProtected }
-        case .lockOnVariableState:
-            guard let namespace = policy.stateNamespace, let stateName = VariableName(codeUnits: policy.stateName),
-                  let state = store.variable(for: VariableKey(guid: namespace, name: stateName)) else { return }
-            if state.data.count == 1 && state.data[0] == policy.stateValue { throw .writeProtected }
-        }
-    }
-
-    /// RegisterVariablePolicy. Entries count against volatile storage: an unbounded policy
-    /// table would let the guest exhaust the service's memory.
-    public func registerPolicy(_ entry: VariablePolicyEntry) throws(EFIStatus) {
-        if policies.isLocked { throw .writeProtected }
-        guard quota.fits(replacing: nil, newCharge: UInt64(entry.bytes.count), in: .volatile) else { throw .outOfResources }
-        try policies.register(entry)
-        quota.reserve(UInt64(entry.bytes.count), in: .volatile)
-    }
-
-    public func lockPolicies() throws(EFIStatus) {
-        if policies.isLocked { throw .writeProtected }
-        policies.lock()
-    }
-
-    public func disablePolicies() throws(EFIStatus) {
-        try policies.disable(allowed: configuration.allowVariablePolicyDisable)
-    }
-
-    // MARK: LOCK_VARIABLE
-
-    /// edk2 EDKII_VARIABLE_LOCK_PROTOCOL.RequestToLock: a LOCK_NOW policy, only before
-    /// EndOfDxe. Locking an already locked variable succeeds.
-    public func lockVariable(_ key: VariableKey) throws(EFIStatus) {
-        if phase.endOfDxe { throw .accessDenied }
-        guard !key.name.isEmpty else { throw .invalidParameter }
-        do {
-            try registerPolicy(.lockNow(key))
-        } catch .alreadyStarted {
-            return
-        }
-    }
-}
-
-/// What QueryVariableInfo reports for one storage class.
-public struct StorageInfo: Equatable, Sendable {
-    public var maximumVariableStorageSize: UInt64
-    public var remainingVariableStorageSize: UInt64
-    public var maximumVariableSize: UInt64
-
-    public init(maximumVariableStorageSize: UInt64, remainingVariableStorageSize: UInt64, maximumVariableSize: UInt64) {
-        self.maximumVariableStorageSize = maximumVariableStorageSize
-        self.remainingVariableStorageSize = remainingVariableStorageSize
-        self.maximumVariableSize = maximumVariableSize
     }
 }

@@ -1,0 +1,111 @@
+/// The service's variables as a durable step changes them: the store, the quota it is charged
+/// against, and — while a step runs — the step's non-volatile changes for the journal and an
+/// undo log. Every change to the store goes through here, so the quota always matches the
+/// store (StorageQuota's invariant) and a step is committed, or rolled back, whole.
+struct JournaledStore {
+    private(set) var store = VariableStore()
+    /// Reserved and released directly for bytes that are not variables (policies, VarCheck
+    /// properties); variables are charged by the changes below.
+    var quota: StorageQuota
+    /// The current step's non-volatile changes, in order, for the journal.
+    private var pendingChanges: [JournalChange] = []
+    /// Every variable the current step replaced or removed, before it did.
+    private var undoLog: [(key: VariableKey, previous: Variable?)] = []
+    /// While set, changes are made in memory only and neither journaled nor undoable (the
+    /// Secure Boot variables rebuilt after the journal refused them).
+    var suspended = false
+
+    init(configuration: ServiceConfiguration) {
+        quota = StorageQuota(configuration: configuration)
+    }
+
+    /// Puts already-persisted variables into the store, in their stored order, as no step:
+    /// they are what the journal holds.
+    mutating func load(_ variables: [Variable]) {
+        for variable in variables { insertCharged(variable) }
+    }
+
+    // MARK: Changes within a step
+
+    /// Stores `variable` (it enumerates last), replacing any with its key.
+    mutating func put(_ variable: Variable) {
+        let previous = insertCharged(variable)
+        if variable.isNonVolatile {
+            record(variable.key, previous: previous, .put(variable))
+        } else {
+            record(variable.key, previous: previous, previous?.isNonVolatile == true ? .delete(variable.key) : nil)
+        }
+    }
+
+    /// Replaces a stored variable where it stands in enumeration order (VariableStore's
+    /// rule: same key and attributes); false, changing nothing, otherwise.
+    @discardableResult
+    mutating func replaceInPlace(_ variable: Variable) -> Bool {
+        guard let previous = store.variable(for: variable.key), store.replaceInPlace(variable) else { return false }
+        quota.subtract(previous)
+        quota.add(variable)
+        record(variable.key, previous: previous, variable.isNonVolatile ? .replaceInPlace(variable) : nil)
+        return true
+    }
+
+    @discardableResult
+    mutating func remove(_ key: VariableKey) -> Variable? {
+        guard let previous = store.remove(key) else { return nil }
+        quota.subtract(previous)
+        record(key, previous: previous, previous.isNonVolatile ? .delete(key) : nil)
+        return previous
+    }
+
+    /// A platform reset: volatile variables go, as no step (nothing durable changes).
+    mutating func removeVolatile() {
+        for variable in store.all where !variable.isNonVolatile {
+            store.remove(variable.key)
+            quota.subtract(variable)
+        }
+        discardStep()
+    }
+
+    // MARK: Ending a step
+
+    /// Hands the step's non-volatile changes to `journal`. If it cannot make them durable,
+    /// every change of the step is undone (a variable it touched may then enumerate last)
+    /// and the journal's error is rethrown. Either way the next step starts clean.
+    mutating func commitStep<Journal: NonVolatileJournal>(to journal: inout Journal) throws(StorageError) {
+        defer { discardStep() }
+        guard !pendingChanges.isEmpty else { return }
+        do {
+            try journal.commit(pendingChanges)
+        } catch {
+            for entry in undoLog.reversed() {
+                if let current = store.remove(entry.key) { quota.subtract(current) }
+                if let previous = entry.previous { insertCharged(previous) }
+            }
+            throw error
+        }
+    }
+
+    /// Forgets the step's record (its changes stay in memory).
+    mutating func discardStep() {
+        pendingChanges.removeAll()
+        undoLog.removeAll()
+    }
+
+    // MARK: Private
+
+    /// store.insert with the quota kept: the replaced variable's charge off, the new one's on.
+    @discardableResult
+    private mutating func insertCharged(_ variable: Variable) -> Variable? {
+        let previous = store.remove(variable.key)
+        if let previous { quota.subtract(previous) }
+        store.insert(variable)
+        quota.add(variable)
+        return previous
+    }
+
+    /// Notes a change for undo and, when it touches a non-volatile variable, for the journal.
+    private mutating func record(_ key: VariableKey, previous: Variable?, _ change: JournalChange?) {
+        guard !suspended else { return }
+        undoLog.append((key, previous))
+        if let change { pendingChanges.append(change) }
+    }
+}
