@@ -12,6 +12,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)  # the builds run inside it
 
 # Soft-float routines (compiler-rt / Rust's compiler_builtins): the standard library's hash
 # table and array capacity math uses Double.
