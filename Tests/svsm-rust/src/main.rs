@@ -538,17 +538,23 @@ fn bounded(nonvolatile: usize, volatile: usize) -> i32 {
     let big = Region::new(64 * KIB);
     let room = MAX_BUFFER_SIZE - MM_HEADER - VARIABLE_HEADER - ACCESS_NAME - 2 * 8;
     set(&service, &host, &TEST_VENDOR, b"Biggest", NV | BS | RT, &big.bytes()[..room]);
-    edk2::get_payload_size(buffer(&host));
-    let mut p = RequestParams { rcx: BUFFER, rdx: 256 * KIB as u64, r8: 0 };
-    check(service.request(MM_REQUEST, &mut p) == R::SUCCESS, "RDX = 256 KiB on a full store");
-    service.destroy();
-    let s = arena::stats();
+    let s = largest_request_then_destroy(service, &host);
     outln!(
         "svsm-rust: bounded: {} KiB NV + {} KiB volatile in an arena of {} bytes: {} + {} variables, {} walked, {} refilled; peak {} bytes, high water {}, {} allocation failures",
         nonvolatile / KIB, volatile / KIB, arena_rule(nonvolatile, volatile), nv, v, walked, refilled, s.peak, s.high_water, s.failures
     );
     check(s.failures == 0, "no allocation failed");
     if failures() == 0 { 0 } else { 1 }
+}
+
+/// The last step of both bounded runs: the largest buffer the protocol allows (RDX = 256 KiB)
+/// on the full store, then the store destroyed; the arena's figures after it.
+fn largest_request_then_destroy(service: UefiMm, host: &Host) -> arena::Stats {
+    edk2::get_payload_size(buffer(host));
+    let mut p = RequestParams { rcx: BUFFER, rdx: 256 * KIB as u64, r8: 0 };
+    check(service.request(MM_REQUEST, &mut p) == R::SUCCESS, "RDX = 256 KiB on a full store");
+    service.destroy();
+    arena::stats()
 }
 
 /// The same rule with an image: the Secure Boot image opened, its NV store filled, the signed
@@ -566,11 +572,7 @@ fn bounded_image(image: &Image, auth: &CStr) -> i32 {
     check(st == EFI_SUCCESS, "the signed dbx append");
     let nv = fill_smallest(&service, &host, 1, NV | BS | RT);
     let v = fill_smallest(&service, &host, 2, BS | RT);
-    edk2::get_payload_size(buffer(&host));
-    let mut p = RequestParams { rcx: BUFFER, rdx: 256 * KIB as u64, r8: 0 };
-    check(service.request(MM_REQUEST, &mut p) == R::SUCCESS, "RDX = 256 KiB on a full store");
-    service.destroy();
-    let s = arena::stats();
+    let s = largest_request_then_destroy(service, &host);
     outln!(
         "svsm-rust: bounded: a {} KiB image + 256 KiB volatile in an arena of {} bytes: dbx append, {} + {} variables; peak {} bytes ({} libcrypto), high water {}, {} allocation failures",
         flash_size / KIB, arena_rule(flash_size, 256 * KIB), nv, v, s.peak, s.libcrypto_peak, s.high_water, s.failures
