@@ -26,6 +26,11 @@ public enum OVMFVarsFile {
     static let plainStore = EFIGUID(text: "ddcf3616-3275-4164-98b6-fe85707ffe7d")!
     static let certDB = VariableKey(guid: EFIGUID(text: "d9bee56e-75dc-49d9-b4d7-b534210f637a")!, name: VariableName("certdb")!)
 
+    /// Whether `data` carries a firmware volume's "_FVH" signature at 0x28.
+    public static func isFirmwareVolume(_ data: [UInt8]) -> Bool {
+        data.count >= 0x2C && Array(data[0x28 ..< 0x2C]) == Array("_FVH".utf8)
+    }
+
     public static func parse(_ data: [UInt8]) throws -> [Variable] {
         func u16(_ at: Int) -> UInt16? { LittleEndian.load(UInt16.self, from: data, at: at) }
         func u32(_ at: Int) -> UInt32? { LittleEndian.load(UInt32.self, from: data, at: at) }

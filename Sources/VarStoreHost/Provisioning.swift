@@ -29,7 +29,7 @@ public enum Provisioning {
 
     /// `label` names a variable in a refusal: its GUID and name.
     static func label(_ variable: Variable) -> String {
-        "\(variable.guid):\(variable.name.isEmpty ? "(empty name)" : variable.name.text)"
+        "\(variable.guid.text):\(variable.name.isEmpty ? "(empty name)" : variable.name.text)"
     }
 
     /// Checks `variables` before they are written over `existing` (the image's live

@@ -27,7 +27,12 @@ struct Import: ParsableCommand {
                 do {
                     variables = try OVMFVarsFile.parse(bytes)
                 } catch {
-                    throw CLIError("\(input): neither QEMU JSON nor an edk2 firmware volume (\(describe(error)))")
+                    // A firmware volume (its _FVH signature is there) that is broken gets its
+                    // own problem named; anything else is neither format.
+                    guard OVMFVarsFile.isFirmwareVolume(bytes) else {
+                        throw CLIError("\(input): neither QEMU JSON nor an edk2 firmware volume (\(describe(error)))")
+                    }
+                    throw CLIError("\(input): \(describe(error)); nothing was written")
                 }
                 kind = "ovmf-vars"
             }
