@@ -13,9 +13,14 @@ let package = Package(
         // The C ABI (include/varstore.h) as a shared library, for C hosts and the C test.
         .library(name: "VarStoreSVSM", type: .dynamic, targets: ["VarStoreSVSM"]),
         .executable(name: "varstore", targets: ["varstore"]),
+        // The reference witness (spec/rollback.md): its own product, so the image tools and the
+        // embedded build never pull in a server stack.
+        .executable(name: "varstore-witness", targets: ["varstore-witness"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(
@@ -55,6 +60,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // HTTP on loopback (Hummingbird), the ledger in SQLite (GRDB); reports parsed and
+        // checked by the core's own WitnessReport, MACs over libcrypto's SHA-256.
+        .executableTarget(
+            name: "varstore-witness",
+            dependencies: [
+                "VarStoreCore", "VarStoreCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // Test doubles (fault-injecting and flaky flash, flat guest memory): not shipped.
         .target(
             name: "VarStoreTestSupport",
@@ -65,6 +81,12 @@ let package = Package(
         .testTarget(
             name: "VarStoreCoreTests",
             dependencies: ["VarStoreCore", "VarStoreCrypto", "VarStoreHost", "VarStoreTestSupport"]
+        ),
+        // End to end: `varstore qtest --witness` against a `varstore-witness serve` the tests
+        // start on 127.0.0.1 (both binaries from the build directory).
+        .testTarget(
+            name: "WitnessTests",
+            dependencies: ["VarStoreCore", "VarStoreCrypto", "VarStoreHost"]
         ),
         .testTarget(
             name: "VarStoreHostTests",

@@ -34,6 +34,13 @@ typedef struct varstore_platform {
     int (*random)(void *context, void *buffer, size_t length);
     /* Optional diagnostics, one NUL-terminated line without a newline (why create failed). */
     void (*log)(void *context, const char *message);
+    /* Optional (NULL: no witness, nothing changes): hands a witness report (spec/rollback.md,
+     * 164 bytes) to the party that released the key, over the SVSM's attested channel; returns
+     * 0 only once that party has recorded it. A commit that must be witnessed (the Secure Boot
+     * keys, databases and modes; every change with VARSTORE_FLAG_WITNESS_EVERY_CHANGE) is
+     * taken back and fails with EFI_DEVICE_ERROR when this returns non-zero. Added at the end:
+     * a caller that zero-initialises the struct gets no witness. */
+    int (*witness)(void *context, const uint8_t *report, size_t length);
 } varstore_platform_t;
 
 enum {
@@ -44,6 +51,7 @@ enum {
 enum {
     VARSTORE_FLAG_NO_CUSTOM_MODE = 1u << 0,       /* CustomMode writes are refused */
     VARSTORE_FLAG_NO_PHYSICAL_PRESENCE = 1u << 1, /* nobody is ever physically present */
+    VARSTORE_FLAG_WITNESS_EVERY_CHANGE = 1u << 2, /* every non-volatile commit waits for the witness */
 };
 
 typedef struct varstore_config {
@@ -54,6 +62,11 @@ typedef struct varstore_config {
     uint32_t key_kind;          /* VARSTORE_KEY_* */
     uint32_t flags;             /* VARSTORE_FLAG_* */
     uint64_t minimum_generation; /* refuse an older image (rollback anchor); 0: none */
+    /* Optional, with a witness: the 32-byte state digest the witness recorded at
+     * minimum_generation. An image at that generation with another digest is refused
+     * (VARSTORE_ERR_FORKED); a newer one is reported at once. NULL: the opened state is taken as
+     * what the witness holds (none if minimum_generation is 0). */
+    const uint8_t *minimum_digest;
 } varstore_config_t;
 
 enum {
@@ -66,6 +79,7 @@ enum {
     VARSTORE_ERR_TAMPERED = 6,
     VARSTORE_ERR_ROLLED_BACK = 7,
     VARSTORE_ERR_IO = 8,
+    VARSTORE_ERR_FORKED = 9,  /* at minimum_generation, but not the state the witness recorded */
 };
 
 typedef struct varstore varstore_t;

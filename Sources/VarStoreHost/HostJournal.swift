@@ -6,12 +6,15 @@ import VarStoreCrypto
 /// image. Host code may pick at run time; the core's request path stays generic.
 public final class HostJournal: NonVolatileJournal {
     public typealias ImageLog = VariableLog<EncryptedSegment<FileFlash, Libcrypto>, Libcrypto>
+    public typealias WitnessedImageLog = WitnessedLog<EncryptedSegment<FileFlash, Libcrypto>, Libcrypto, ClosureWitness>
 
     public enum Backend {
         case memory
         /// The JSON file is rewritten (atomically) before each change is acknowledged.
         case json(URL)
         case image(ImageLog)
+        /// An image whose commits are witnessed (spec/rollback.md).
+        case witnessedImage(WitnessedImageLog)
     }
 
     public let backend: Backend
@@ -21,6 +24,7 @@ public final class HostJournal: NonVolatileJournal {
     public init(_ backend: Backend = .memory) {
         self.backend = backend
         if case .image(let log) = backend { live = log.live }
+        if case .witnessedImage(let witnessed) = backend { live = witnessed.log.live }
     }
 
     /// What the journal holds now, in enumeration order (the service's `load` input).
@@ -47,6 +51,9 @@ public final class HostJournal: NonVolatileJournal {
         case .image(let log):
             try log.commit(changes)
             live = log.live
+        case .witnessedImage(let witnessed):
+            try witnessed.commit(changes)
+            live = witnessed.log.live
         }
     }
 
@@ -57,15 +64,28 @@ public final class HostJournal: NonVolatileJournal {
 
     public var generation: UInt64 {
         if case .image(let log) = backend { return log.generation }
+        if case .witnessedImage(let witnessed) = backend { return witnessed.generation }
         return 0
     }
 
     public var stateDigest: [UInt8] {
         if case .image(let log) = backend { return log.digest }
+        if case .witnessedImage(let witnessed) = backend { return witnessed.stateDigest }
         return []
     }
 
     private func apply(_ changes: [JournalChange]) {
         for change in changes { live.apply(change) }
     }
+}
+
+/// A witness reached through a host function (an HTTP client, a test's ledger).
+public struct ClosureWitness: Witness {
+    let send: ([UInt8]) -> Bool
+
+    public init(_ send: @escaping ([UInt8]) -> Bool) {
+        self.send = send
+    }
+
+    public mutating func witness(_ report: [UInt8]) -> Bool { send(report) }
 }

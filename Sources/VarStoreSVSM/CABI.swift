@@ -100,26 +100,49 @@ struct PlatformCrypto: AuthenticationCrypto, StorageCrypto {
     }
 }
 
-/// Memory only, or the encrypted image on the platform's flash.
+/// The platform's optional `witness` callback (spec/rollback.md): 0 means recorded.
+struct CallbackWitness: Witness {
+    let platform: varstore_platform_t
+
+    mutating func witness(_ report: [UInt8]) -> Bool {
+        guard let witness = platform.witness else { return false }
+        return report.withUnsafeBufferPointer { witness(platform.context, $0.baseAddress, $0.count) } == 0
+    }
+}
+
+/// Memory only, or the encrypted image on the platform's flash, witnessed when the platform
+/// gives a witness callback.
 enum PlatformJournal: NonVolatileJournal {
     typealias ImageLog = VariableLog<EncryptedSegment<CallbackFlash, PlatformCrypto>, PlatformCrypto>
+    typealias WitnessedImageLog = WitnessedLog<EncryptedSegment<CallbackFlash, PlatformCrypto>, PlatformCrypto, CallbackWitness>
     case memory
     case image(ImageLog)
+    case witnessedImage(WitnessedImageLog)
 
     func commit(_ changes: [JournalChange]) throws(StorageError) {
-        if case .image(let log) = self { try log.commit(changes) }
+        switch self {
+        case .memory: return
+        case .image(let log): try log.commit(changes)
+        case .witnessedImage(let witnessed): try witnessed.commit(changes)
+        }
     }
     var isPersistent: Bool {
-        if case .image = self { return true }
-        return false
+        if case .memory = self { return false }
+        return true
     }
     var generation: UInt64 {
-        if case .image(let log) = self { return log.generation }
-        return 0
+        switch self {
+        case .memory: return 0
+        case .image(let log): return log.generation
+        case .witnessedImage(let witnessed): return witnessed.generation
+        }
     }
     var stateDigest: [UInt8] {
-        if case .image(let log) = self { return log.digest }
-        return []
+        switch self {
+        case .memory: return []
+        case .image(let log): return log.digest
+        case .witnessedImage(let witnessed): return witnessed.stateDigest
+        }
     }
 }
 
@@ -165,6 +188,27 @@ func openImage(_ config: varstore_config_t, _ platform: varstore_platform_t) thr
     let key: EncryptedImage.Key = config.key_kind == UInt32(VARSTORE_KEY_KEYSLOT) ? .keyslotSecret(secret) : .volumeKey(secret)
     return try EncryptedImage.open(CallbackFlash(platform: platform), key: key, crypto: PlatformCrypto(platform: platform),
                                    minimumGeneration: config.minimum_generation)
+}
+
+/// The opened log behind a witness (spec/rollback.md, "Open"): the anchor is the witness's
+/// state as the key broker passed it, or the opened state when it passed no digest. nil when
+/// the image stands at the anchor's generation in another state (a fork). A state newer than
+/// the anchor is reported at once; if the witness does not take it, it stays pending.
+func witnessedLog(_ log: PlatformJournal.ImageLog, _ config: varstore_config_t,
+                  _ platform: varstore_platform_t) -> PlatformJournal.WitnessedImageLog? {
+    var anchor: (generation: UInt64, digest: [UInt8])?
+    if let pointer = config.minimum_digest {
+        let digest = Array(UnsafeBufferPointer(start: pointer, count: 32))
+        if log.generation == config.minimum_generation && log.digest != digest { return nil }
+        anchor = (config.minimum_generation, digest)
+    } else if config.minimum_generation != 0 {
+        anchor = (log.generation, log.digest)
+    }
+    let witnessed = WitnessedLog(log: log, witnessKey: EncryptedImage.witnessKey(of: log), anchor: anchor,
+                                 policy: WitnessPolicy(everyChange: config.flags & UInt32(VARSTORE_FLAG_WITNESS_EVERY_CHANGE) != 0),
+                                 witness: CallbackWitness(platform: platform))
+    witnessed.reportPending()
+    return witnessed
 }
 
 /// One diagnostic line through the optional log callback.
@@ -214,7 +258,15 @@ public func varstore_create(_ config: UnsafePointer<varstore_config_t>?, _ platf
             }
             configuration.nonVolatileStorageSize = capacity
             variables = log.live.all
-            journal = .image(log)
+            if platform.witness != nil {
+                guard let witnessed = witnessedLog(log, config, platform) else {
+                    report(platform, "varstore: the image is at minimum_generation but not in the witnessed state")
+                    return fail(Int32(VARSTORE_ERR_FORKED))
+                }
+                journal = .witnessedImage(witnessed)
+            } else {
+                journal = .image(log)
+            }
         } catch {
             report(platform, "varstore: the image does not open (see the error code)")
             return fail(code(error))

@@ -63,6 +63,15 @@ static int random_bytes(void *c, void *buffer, size_t length) {
     return ok ? 0 : -1;
 }
 
+/* The optional witness callback (spec/rollback.md): answers witness_result, counts reports. */
+static int witness_result, witness_calls, witness_bad_length;
+static int witness_cb(void *c, const uint8_t *report, size_t length) {
+    (void)c;
+    witness_calls++;
+    if (length != 164 || memcmp(report, "VSWITN01", 8) != 0) witness_bad_length++;
+    return witness_result;
+}
+
 static const uint8_t smm_variable_guid[16] = {0x33, 0xd5, 0x32, 0xed, 0xe6, 0x99, 0x09, 0x42,
                                              0x9c, 0xc0, 0x2d, 0x72, 0xcd, 0xd9, 0x98, 0xa7};
 static const uint8_t vendor_guid[16] = {0x4c, 0x2a, 0x1b, 0x3f, 0x6e, 0x5d, 0x70, 0x4f,
@@ -266,6 +275,38 @@ int main(int argc, char **argv) {
         if (!store) { fprintf(stderr, "svsm_test: reopening failed: %d\n", error); return 1; }
         through_svsm(store, "ViaSvsm", secret, sizeof secret, 0);
         varstore_destroy(store);
+        /* A witness that does not record a report fails a commit that must be witnessed with
+         * EFI_DEVICE_ERROR and takes it back; a commit that need not be is acknowledged. */
+        platform.witness = witness_cb;
+        witness_result = -1;
+        varstore_config_t every = config;
+        every.flags |= VARSTORE_FLAG_WITNESS_EVERY_CHANGE;
+        store = varstore_create(&every, &platform, &error);
+        if (!store) { fprintf(stderr, "svsm_test: create with a witness failed: %d\n", error); return 1; }
+        const uint8_t witnessed[] = "witnessed";
+        size_t length = access_variable(3, "Witnessed", 7, witnessed, sizeof witnessed);
+        rcx = BUFFER_GPA;
+        int calls = witness_calls;
+        CHECK(varstore_svsm_call(store, 4ull << 32 | 1, &rcx, length, 0) == 0
+              && get64(ram + BUFFER_GPA + 32) == 0x8000000000000007ull && witness_calls > calls,
+              "witness refuses: SetVariable answers EFI_DEVICE_ERROR");
+        uint8_t empty[16] = {0};
+        length = access_variable(1, "Witnessed", 0, empty, sizeof empty);
+        rcx = BUFFER_GPA;
+        CHECK(varstore_svsm_call(store, 4ull << 32 | 1, &rcx, length, 0) == 0
+              && get64(ram + BUFFER_GPA + 32) == 0x800000000000000Eull, "witness refuses: the variable is not there");
+        varstore_destroy(store);
+        store = varstore_create(&config, &platform, &error);
+        if (!store) { fprintf(stderr, "svsm_test: reopen with a witness failed: %d\n", error); return 1; }
+        through_svsm(store, "Lazy", secret, sizeof secret, 1);
+        varstore_destroy(store);
+        witness_result = 0;
+        store = varstore_create(&every, &platform, &error);
+        if (!store) { fprintf(stderr, "svsm_test: reopen with a witness failed: %d\n", error); return 1; }
+        through_svsm(store, "Witnessed", witnessed, sizeof witnessed, 1);
+        CHECK(witness_bad_length == 0, "witness reports are 164 bytes starting VSWITN01");
+        varstore_destroy(store);
+        platform.witness = NULL;
         /* A wrong key is an error code, not a crash. */
         key[0] ^= 1;
         CHECK(varstore_create(&config, &platform, &error) == NULL && error == VARSTORE_ERR_WRONG_KEY, "wrong key");

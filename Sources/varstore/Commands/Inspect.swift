@@ -10,6 +10,8 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var image: ImageArguments
 
+    @Flag(name: .customLong("witness-key"), help: "With a key: also print the image's witness key (spec/rollback.md), for provisioning a witness. It is a secret.")
+    var witnessKey = false
 
     @OptionGroup var format: OutputOptions
 
@@ -42,6 +44,10 @@ struct Inspect: ParsableCommand {
                     ("used_bytes", "\(used)", JSONValue.number(used)),
                     ("free_bytes", "\(free)", JSONValue.number(free)),
                 ]
+                if witnessKey {
+                    let key = Hex.string(EncryptedImage.witnessKey(of: log).bytes)
+                    facts.append(("witness_key", key, JSONValue.string(key)))
+                }
             }
             format.done(facts.map { $0.name.padding(toLength: 16, withPad: " ", startingAt: 0) + $0.text }.joined(separator: "\n"),
                         facts.map { ($0.name, $0.json) })

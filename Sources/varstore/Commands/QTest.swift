@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import VarStoreCore
+import VarStoreCrypto
 import VarStoreHost
 
 struct QTest: ParsableCommand {
@@ -16,6 +18,12 @@ struct QTest: ParsableCommand {
     @Option(name: .customLong("minimum-generation"), help: "Refuse an image whose store generation is older (a rollback anchor).")
     var minimumGeneration: UInt64 = 0
 
+    @Option(name: .customLong("witness"), help: "A witness (spec/rollback.md, `varstore-witness serve`): ask it for the image's minimum generation before opening, and report witnessed commits to it.")
+    var witness: String?
+
+    @Flag(name: .customLong("witness-every-change"), help: "With --witness: every non-volatile change waits for the witness, not only the Secure Boot variables.")
+    var witnessEveryChange = false
+
     @Flag(name: .customLong("use-pio"), help: "Advertise PIO transfer mode in FLAGS (QEMU's use-pio=on).")
     var usePIO = false
 
@@ -26,6 +34,8 @@ struct QTest: ParsableCommand {
 
     func validate() throws {
         if json != nil && image.path != nil { throw ValidationError("--json and --image are alternatives") }
+        if witness != nil && image.path == nil { throw ValidationError("--witness needs --image") }
+        if let witness, URL(string: witness)?.host == nil { throw ValidationError("--witness needs an http://HOST:PORT URL") }
     }
 
     func run() throws {
@@ -43,6 +53,8 @@ struct QTest: ParsableCommand {
                 } else {
                     try QEMUJSONStore.save([], to: url)
                 }
+            } else if let path = image.path, let witness, let url = URL(string: witness) {
+                journal = try witnessedJournal(path: path, url: url, configuration: &configuration)
             } else if image.path != nil {
                 let log = try image.openStore(minimumGeneration: minimumGeneration)
                 // The image decides how much non-volatile storage there is.
@@ -64,5 +76,40 @@ struct QTest: ParsableCommand {
             let reply = machine.handle(line: line)
             FileHandle.standardOutput.write((reply + "\n").data(using: .utf8)!)
         }
+        // Shutdown: lazy commits not yet witnessed are reported now.
+        if case .witnessedImage(let witnessed) = journal.backend, witnessed.isPending, !witnessed.reportPending() {
+            FileHandle.standardError.write("varstore qtest: at shutdown the witness did not record generation \(witnessed.generation)\n".data(using: .utf8)!)
+        }
+    }
+
+    /// spec/rollback.md, "Open": the witness's anchor first (unreachable → refused), then the
+    /// image with it as the minimum generation; at the anchor's generation the digest must be
+    /// the witnessed one; a newer state is reported at once (refused → a fork, not served).
+    func witnessedJournal(path: String, url: URL, configuration: inout ServiceConfiguration) throws -> HostJournal {
+        var flash = try FileFlash(path: path)
+        let uuid = String(decoding: try LUKS2Header.read(from: &flash, crypto: Libcrypto()).uuid, as: UTF8.self)
+        let client = WitnessClient(url)
+        let anchor: (generation: UInt64, digest: [UInt8])?
+        do {
+            anchor = try client.minimum(uuid: uuid)
+        } catch {
+            throw ValidationError("witness unreachable: \(error)")
+        }
+        let log = try image.openStore(minimumGeneration: max(minimumGeneration, anchor?.generation ?? 0))
+        if let anchor, log.generation == anchor.generation, log.digest != anchor.digest {
+            throw ValidationError("forked: the image is at the witnessed generation \(anchor.generation) in another state")
+        }
+        configuration.nonVolatileStorageSize = Defaults.capacity(log)
+        let witnessed = WitnessedLog(log: log, witnessKey: EncryptedImage.witnessKey(of: log), anchor: anchor,
+                                     policy: WitnessPolicy(everyChange: witnessEveryChange),
+                                     witness: ClosureWitness { report in
+                                         if client.post(report) { return true }
+                                         FileHandle.standardError.write("varstore qtest: witness: \(client.lastBody)\n".data(using: .utf8)!)
+                                         return false
+                                     })
+        if witnessed.isPending, !witnessed.reportPending(), let status = client.lastStatus {
+            throw ValidationError("forked: the witness refused the image's state at generation \(log.generation) (HTTP \(status): \(client.lastBody))")
+        }
+        return HostJournal(.witnessedImage(witnessed))
     }
 }

@@ -8,6 +8,7 @@ pub type FlashWrite = unsafe extern "C" fn(*mut c_void, u64, *const c_void, usiz
 pub type FlashFlush = unsafe extern "C" fn(*mut c_void) -> c_int;
 pub type Random = unsafe extern "C" fn(*mut c_void, *mut c_void, usize) -> c_int;
 pub type Log = unsafe extern "C" fn(*mut c_void, *const c_char);
+pub type WitnessFn = unsafe extern "C" fn(*mut c_void, *const u8, usize) -> c_int;
 
 /// varstore_platform_t
 #[repr(C)]
@@ -22,6 +23,7 @@ pub struct Platform {
     pub flash_sector_size: u32,
     pub random: Option<Random>,
     pub log: Option<Log>,
+    pub witness: Option<WitnessFn>,
 }
 
 pub const KEY_VOLUME: u32 = 0;
@@ -40,6 +42,7 @@ pub struct Config {
     pub key_kind: u32,
     pub flags: u32,
     pub minimum_generation: u64,
+    pub minimum_digest: *const u8,
 }
 
 impl Config {
@@ -52,6 +55,7 @@ impl Config {
             key_kind: KEY_VOLUME,
             flags: 0,
             minimum_generation: 0,
+            minimum_digest: core::ptr::null(),
         }
     }
 }
@@ -75,5 +79,5 @@ extern "C" {
     pub fn varstore_destroy(store: *mut Varstore);
 }
 
-const _: () = assert!(core::mem::size_of::<Platform>() == 80);
-const _: () = assert!(core::mem::size_of::<Config>() == 48);
+const _: () = assert!(core::mem::size_of::<Platform>() == 88);
+const _: () = assert!(core::mem::size_of::<Config>() == 56);

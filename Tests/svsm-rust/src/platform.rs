@@ -104,6 +104,7 @@ impl Host {
             flash_sector_size: 512,
             random: Some(random),
             log: Some(log),
+            witness: None,
         }
     }
 }
