@@ -276,7 +276,8 @@ import VarStoreCrypto
         var flash = MemoryFlash(bytes: try bytes("g.img"))
         let header = try LUKS2Header.read(from: &flash, crypto: Libcrypto())
         let segment = try EncryptedSegment(device: flash, header: header, volumeKey: SecretBytes(volumeKey), crypto: Libcrypto())
-        #expect(throws: StorageError.notFormatted) {
+        // Named: the superblock's magic survives, so the likely cause (a changed UUID) is given.
+        #expect(throws: StorageError.storeBindingChanged) {
             _ = try VariableLog.open(device: segment, crypto: Libcrypto(), volumeKey: volumeKey, binding: Array("another-uuid".utf8))
         }
         #expect(other.live.count == 2)
