@@ -24,6 +24,9 @@ extension VariableLog {
     /// Held for the life of the log and wiped with it (SecretBytes).
     struct Keys {
         let version: StoreVersion
+        /// What these keys bind into every record and superblock (AAD and HKDF salt): the UUID
+        /// text as the header has it for version 1, its canonical form for version 2.
+        let binding: [UInt8]
         /// The store master key, written into every version-2 superblock; empty for version 1.
         let master: SecretBytes
         let header: SecretBytes
@@ -36,18 +39,27 @@ extension VariableLog {
         func derive(_ label: String) -> SecretBytes {
             SecretBytes(crypto.hkdfSHA256(key: volumeKey, salt: binding, info: Array(label.utf8), count: 32))
         }
-        return Keys(version: .volumeKeyDerived, master: SecretBytes([]), header: derive("varstore v1 record header"),
+        return Keys(version: .volumeKeyDerived, binding: binding, master: SecretBytes([]), header: derive("varstore v1 record header"),
                     body: derive("varstore v1 record body"), superblock: derive("varstore v1 superblock"))
     }
 
-    /// Version 2: HKDF-SHA-256 of the store master key, salt = the binding; labels of their own,
-    /// so no version-2 key is ever a version-1 key.
+    /// Version 2: HKDF-SHA-256 of the store master key, salt = the canonical binding; labels of
+    /// their own, so no version-2 key is ever a version-1 key.
     static func keys(_ crypto: Crypto, masterKey: [UInt8], binding: [UInt8]) -> Keys {
+        let canonical = canonicalBinding(binding)
         func derive(_ label: String) -> SecretBytes {
-            SecretBytes(crypto.hkdfSHA256(key: masterKey, salt: binding, info: Array(label.utf8), count: 32))
+            SecretBytes(crypto.hkdfSHA256(key: masterKey, salt: canonical, info: Array(label.utf8), count: 32))
         }
-        return Keys(version: .masterKey, master: SecretBytes(masterKey), header: derive("varstore v2 record header"),
+        return Keys(version: .masterKey, binding: canonical, master: SecretBytes(masterKey), header: derive("varstore v2 record header"),
                     body: derive("varstore v2 record body"), superblock: derive("varstore v2 superblock"))
+    }
+
+    /// A UUID names 128 bits, not a spelling: libcryptsetup writes the ones it generates in
+    /// upper case, and `cryptsetup luksUUID --uuid` writes the one it is given in lower case. So
+    /// version 2 binds the text with ASCII letters lowered, and setting an image's own UUID
+    /// again, in either case, changes nothing.
+    static func canonicalBinding(_ binding: [UInt8]) -> [UInt8] {
+        binding.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }
     }
 
     /// A fresh random master key and the keys derived from it.

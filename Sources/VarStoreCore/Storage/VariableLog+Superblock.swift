@@ -17,7 +17,7 @@ extension VariableLog {
 
     /// Version 1: magic ‖ binding ‖ slot. Version 2: magic, version and reserved field ‖
     /// binding ‖ slot (the master key is the sealing key's input, so it needs no AAD).
-    func superblockAAD(_ slot: Int, prefix: [UInt8]) -> [UInt8] { prefix + binding + [UInt8(slot)] }
+    func superblockAAD(_ slot: Int, prefix: [UInt8], keys: Keys) -> [UInt8] { prefix + keys.binding + [UInt8(slot)] }
 
     func writeSuperblock(_ superblock: Superblock, slot: Int) throws(StorageError) {
         let version = keys.version
@@ -44,7 +44,7 @@ extension VariableLog {
         }
         guard let nonce = crypto.randomBytes(12) else { throw .noRandomness }
         guard let sealed = crypto.sealAES256GCM(key: keys.superblock.bytes, nonce: nonce,
-                                                additionalData: superblockAAD(slot, prefix: authenticated),
+                                                additionalData: superblockAAD(slot, prefix: authenticated, keys: keys),
                                                 plaintext: plain) else { throw .invalidGeometry("sealing failed") }
         sector += nonce + sealed
         sector += [UInt8](repeating: 0, count: Self.sectorBytes - sector.count)
@@ -78,7 +78,7 @@ extension VariableLog {
         let authenticated = Array(sector[0 ..< (version == .masterKey ? 16 : 8)])
         let sealedEnd = prefix + 12 + Self.superblockPlainBytes + 16
         guard let plain = crypto.openAES256GCM(key: keys.superblock.bytes, nonce: Array(sector[prefix ..< prefix + 12]),
-                                               additionalData: superblockAAD(slot, prefix: authenticated),
+                                               additionalData: superblockAAD(slot, prefix: authenticated, keys: keys),
                                                sealed: Array(sector[(prefix + 12) ..< sealedEnd])) else { return (nil, version) }
         // Authentic but out of range: only a key holder writes that, so it names no lost key.
         guard plain.count == Self.superblockPlainBytes,
