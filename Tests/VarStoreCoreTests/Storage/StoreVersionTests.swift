@@ -56,6 +56,21 @@ import VarStoreCrypto
         }
     }
 
+    @Test func theVersionTwoBindingIsTheUUIDNotItsSpelling() throws {
+        // libcryptsetup generates upper-case UUID text; `cryptsetup luksUUID --uuid` writes
+        // lower case. Setting an image's own UUID again must not lose the store.
+        let upper = Array("EB55FA4B-B92E-411F-BD6B-EBD048B9088E".utf8), lower = Array("eb55fa4b-b92e-411f-bd6b-ebd048b9088e".utf8)
+        let log = try Log.format(device: MemoryFlash(size: 128 << 10), crypto: Libcrypto(), volumeKey: Self.volumeKey, binding: upper)
+        try log.commit([.put(Self.variable("Kept", [1]))])
+        let reopened = try Log.open(device: MemoryFlash(bytes: log.device.bytes), crypto: Libcrypto(), volumeKey: Self.volumeKey, binding: lower)
+        #expect(reopened.live.all == log.live.all)
+        // Another UUID is another binding, named as such.
+        #expect(throws: StorageError.storeBindingChanged) {
+            _ = try Log.open(device: MemoryFlash(bytes: log.device.bytes), crypto: Libcrypto(), volumeKey: Self.volumeKey,
+                             binding: Array("eb55fa4b-b92e-411f-bd6b-ebd048b9088f".utf8))
+        }
+    }
+
     @Test func anUpgradeOfAnUpgradedStoreWritesNothing() throws {
         let log = try Log.format(device: MemoryFlash(size: 128 << 10), crypto: Libcrypto(), volumeKey: Self.volumeKey, binding: Self.binding)
         let bytes = log.device.bytes
