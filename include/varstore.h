@@ -44,7 +44,7 @@ typedef struct varstore_platform {
 } varstore_platform_t;
 
 enum {
-    VARSTORE_KEY_VOLUME = 0,   /* key is the 64-byte LUKS2 volume key */
+    VARSTORE_KEY_VOLUME = 0,   /* key is the 64-byte LUKS2 volume key (32 after cryptsetup reencrypt --key-size 256) */
     VARSTORE_KEY_KEYSLOT = 1,  /* key opens a PBKDF2 keyslot of the image; at least 8 bytes */
 };
 
@@ -89,7 +89,11 @@ typedef struct varstore varstore_t;
  * callbacks, a missing key or unknown key_kind with a flash, a VARSTORE_KEY_KEYSLOT secret
  * shorter than 8 bytes (refused before the flash is read), a minimum_generation without a
  * flash, or nonvolatile_bytes above the image's capacity; VARSTORE_ERR_UNSUPPORTED_IMAGE for a
- * header whose key derivation exceeds what one open may spend (spec/storage.md). */
+ * header whose key derivation exceeds what one open may spend, an unfinished cryptsetup
+ * reencryption, or a segment that is not aes-xts-plain64 with 512-byte sectors;
+ * VARSTORE_ERR_NOT_FORMATTED also for a store whose keys no longer open it (a version-1 store
+ * reencrypted before its upgrade, a changed UUID). The first write to a version-1 store
+ * upgrades it to version 2, whose keys survive cryptsetup reencrypt (spec/storage.md). */
 varstore_t *varstore_create(const varstore_config_t *config, const varstore_platform_t *platform, int *error);
 
 /* One SVSM call for protocol 4 (UEFI MM, call 1: RCX = page-aligned buffer GPA, RDX = size)

@@ -170,7 +170,7 @@ func code(_ error: StorageError) -> Int32 {
     case .notLUKS2: return Int32(VARSTORE_ERR_NOT_LUKS2)
     case .unsupportedHeader, .malformedMetadata, .invalidGeometry: return Int32(VARSTORE_ERR_UNSUPPORTED_IMAGE)
     case .wrongKey: return Int32(VARSTORE_ERR_WRONG_KEY)
-    case .notFormatted: return Int32(VARSTORE_ERR_NOT_FORMATTED)
+    case .notFormatted, .storeKeysUnavailable: return Int32(VARSTORE_ERR_NOT_FORMATTED)
     case .tampered: return Int32(VARSTORE_ERR_TAMPERED)
     case .rolledBack: return Int32(VARSTORE_ERR_ROLLED_BACK)
     case .full, .flash, .noRandomness, .unstorable: return Int32(VARSTORE_ERR_IO)

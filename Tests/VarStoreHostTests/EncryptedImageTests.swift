@@ -169,6 +169,28 @@ import VarStoreCrypto
         guard case .failure(.unsupportedHeader) = open("c4.img", key: volumeKey) else { Issue.record("4 KiB sectors accepted"); return }
     }
 
+    @Test func aFinishedReencryptionsEmptyRequirementsOpenAndAnUnfinishedOneIsNamed() throws {
+        // LUKS2 config.requirements (storage.md, "Reading the header"): an empty list opens; cryptsetup's
+        // online reencryption is named (half the segment is under each key); anything else is
+        // an unknown feature. None of them writes.
+        let volumeKey = try image("q.img", commits: 1)
+        let original = try bytes("q.img")
+        func with(_ requirements: String) throws -> [UInt8] {
+            try rewriteJSON(original) { $0.replacingOccurrences(of: "\"config\":{", with: "\"config\":{\"requirements\":\(requirements),") }
+        }
+        try write(try with("{\"mandatory\":[]}"), "q1.img")
+        guard case .success(let log) = open("q1.img", key: volumeKey), log.live.count == 1 else { Issue.record("empty requirements refused"); return }
+        let unfinished = try with("{\"mandatory\":[\"online-reencrypt-v2\"]}")
+        try write(unfinished, "q2.img")
+        guard case .failure(let error) = open("q2.img", key: volumeKey), error == .reencryptionInProgress else {
+            Issue.record("an unfinished reencryption was not named"); return
+        }
+        #expect(try bytes("q2.img") == unfinished)
+        try write(try with("{\"mandatory\":[\"a-future-feature\"]}"), "q3.img")
+        guard case .failure(.unsupportedHeader(let what)) = open("q3.img", key: volumeKey),
+              StorageError.unsupportedHeader(what) != .reencryptionInProgress else { Issue.record("an unknown requirement opened"); return }
+    }
+
     /// Edits the JSON of both LUKS2 headers and recomputes their checksums.
     func rewriteJSON(_ image: [UInt8], _ edit: (String) -> String) throws -> [UInt8] {
         var out = image
@@ -276,7 +298,8 @@ import VarStoreCrypto
         var flash = MemoryFlash(bytes: try bytes("g.img"))
         let header = try LUKS2Header.read(from: &flash, crypto: Libcrypto())
         let segment = try EncryptedSegment(device: flash, header: header, volumeKey: SecretBytes(volumeKey), crypto: Libcrypto())
-        #expect(throws: StorageError.notFormatted) {
+        // Named: the superblock's magic survives, so the likely cause (a changed UUID) is given.
+        #expect(throws: StorageError.storeBindingChanged) {
             _ = try VariableLog.open(device: segment, crypto: Libcrypto(), volumeKey: volumeKey, binding: Array("another-uuid".utf8))
         }
         #expect(other.live.count == 2)

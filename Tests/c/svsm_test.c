@@ -8,6 +8,8 @@
  *   svsm_test                      variables in memory only
  *   svsm_test IMAGE KEYFILE        an encrypted image opened with a keyslot secret; the
  *                                  variable must survive destroying and re-creating the store
+ *   svsm_test IMAGE KEYFILE --volume-key
+ *                                  the same, KEYFILE holding the volume key (VARSTORE_KEY_VOLUME)
  *   svsm_test --replay TRACE...    recorded OVMF request streams (the .bin files in Tests/Vectors/ovmf,
  *                                  format UVTRACE1) sent to two stores, one through
  *                                  varstore_svsm_call with RDX = 64 KiB as edk2's VirtMmSvsmComm
@@ -212,14 +214,15 @@ int main(int argc, char **argv) {
         }
         return result;
     }
-    if (argc == 3) {
+    /* IMAGE KEY: KEY opens a PBKDF2 keyslot; IMAGE KEY --volume-key: KEY is the volume key itself. */
+    if (argc == 3 || (argc == 4 && strcmp(argv[3], "--volume-key") == 0)) {
         image = fopen(argv[1], "r+b");
         FILE *k = fopen(argv[2], "rb");
         if (!image || !k) { fprintf(stderr, "svsm_test: cannot open %s or %s\n", argv[1], argv[2]); return 2; }
         config.key_length = fread(key, 1, sizeof key, k);
         fclose(k);
         config.key = key;
-        config.key_kind = VARSTORE_KEY_KEYSLOT;
+        config.key_kind = argc == 4 ? VARSTORE_KEY_VOLUME : VARSTORE_KEY_KEYSLOT;
         fseek(image, 0, SEEK_END);
         platform.flash_size = (uint64_t)ftell(image);
         platform.flash_sector_size = 512;
@@ -313,7 +316,7 @@ int main(int argc, char **argv) {
         /* A keyslot secret shorter than 8 bytes (the floor for a passphrase) is refused before
          * the flash is read: no keyslot derivation is spent on it. */
         size_t lengths[] = {0, 1, 7};
-        for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        for (size_t i = 0; config.key_kind == VARSTORE_KEY_KEYSLOT && i < sizeof lengths / sizeof lengths[0]; i++) {
             varstore_config_t short_key = config;
             short_key.key_length = lengths[i];
             unsigned long reads = flash_reads;

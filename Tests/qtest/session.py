@@ -280,8 +280,24 @@ def encrypted_image(binary):
     def sector(n):
         decryptor = Cipher(algorithms.AES(bytes.fromhex(hexkey)), modes.XTS(n.to_bytes(16, "little"))).decryptor()
         return decryptor.update(raw[offset + 512 * n:offset + 512 * (n + 1)]) + decryptor.finalize()
-    assert b"VSSUPER1" in (sector(0)[:8], sector(1)[:8]), (sector(0)[:8], sector(1)[:8])
+    superblocks = [sector(n) for n in (0, 1) if sector(n)[:8] == b"VSSUPER2"]
+    assert superblocks, (sector(0)[:8], sector(1)[:8])
+    # Store version 2: version 2, reserved 0, then the 32-byte master key, the same in each slot.
+    assert all(struct.unpack_from("<II", sb, 8) == (2, 0) for sb in superblocks)
+    masters = {sb[16:48] for sb in superblocks}
+    assert len(masters) == 1, "the slots carry different master keys"
     assert sector(2)[:4] == b"VSR1", sector(2)[:4]
+    # The record header key is HKDF-SHA-256(master key, salt = the UUID in lower case, info
+    # "varstore v2 record header"): with it, an independent AES-GCM opens the first record's
+    # header (AAD = "VSR1" ‖ binding ‖ log sector 0, u64) — the keys follow the segment's data.
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    binding = dump.stdout.split("UUID:")[1].split()[0].lower().encode()
+    header_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=binding, info=b"varstore v2 record header").derive(masters.pop())
+    record = sector(2)
+    plain = AESGCM(header_key).decrypt(record[4:16], record[16:64], b"VSR1" + binding + struct.pack("<Q", 0))
+    assert len(plain) == 32 and struct.unpack_from("<Q", plain, 0)[0] >= 1, plain
     print("qtest session: an encrypted image survives SIGKILL and shows no plaintext")
     image_commands(binary, work, image, key)
 

@@ -118,9 +118,7 @@ public struct LUKS2Header: Equatable, Sendable {
     static func metadata(_ json: ArraySlice<UInt8>, binary: [UInt8], headerSize: UInt64,
                          flashSize: UInt64) throws(StorageError) -> LUKS2Header {
         guard let root = JSONReader.parse(json) else { throw .malformedMetadata("JSON area does not parse") }
-        if let requirements = root["config"]?["requirements"], requirements != .object([]), requirements != .array([]) {
-            throw .unsupportedHeader("config.requirements (an unfinished reencryption or a newer feature)")
-        }
+        try checkRequirements(root["config"]?["requirements"])
         guard case .object(let segments)? = root["segments"] else { throw .malformedMetadata("segments") }
         guard segments.count == 1, let segment = root["segments"]?["0"] else {
             throw .unsupportedHeader("exactly one data segment, numbered 0")
@@ -182,6 +180,34 @@ public struct LUKS2Header: Equatable, Sendable {
                            segmentOffset: offset, segmentSize: size, sectorSize: 512, digest: digest,
                            keyslots: LUKS2Keyslot.keyslots(root, headerSize: headerSize, flashSize: flashSize),
                            declaredDigestWork: declaredDigestWork)
+    }
+
+    /// `config.requirements` lists features a reader must know (LUKS2 on-disk format §3.3,
+    /// "mandatory"). We know none, so any named one refuses the header; cryptsetup's online
+    /// reencryption (`online-reencrypt`, `online-reencrypt-v2`, …) gets its own error, since it
+    /// leaves the segment half under each volume key until it is finished. An absent or empty
+    /// list — what a finished reencryption leaves — is accepted.
+    static func checkRequirements(_ requirements: JSONValue?) throws(StorageError) {
+        guard let requirements else { return }
+        switch requirements {
+        case .array(let features) where features.isEmpty:
+            return
+        case .object(let members):
+            var named = false
+            for (_, value) in members {
+                guard case .array(let features) = value else {
+                    throw .unsupportedHeader("config.requirements (an unfinished reencryption or a newer feature)")
+                }
+                for feature in features {
+                    if let name = feature.bytes, name.starts(with: "online-reencrypt".utf8) { throw .reencryptionInProgress }
+                    named = true
+                }
+            }
+            if !named { return }
+        default:
+            break
+        }
+        throw .unsupportedHeader("config.requirements (an unfinished reencryption or a newer feature)")
     }
 
     /// The volume key from the first PBKDF2 keyslot `secret` opens.

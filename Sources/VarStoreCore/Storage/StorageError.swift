@@ -14,6 +14,10 @@ public enum StorageError: Error, Equatable, Sendable {
     case wrongKey
     /// The segment holds no variable store superblock that authenticates under this key.
     case notFormatted
+    /// The segment holds a variable store, but its superblocks do not authenticate under the
+    /// keys this image now gives (the detail names the likely cause: a reencryption before the
+    /// store was upgraded, a changed UUID). Nothing is written.
+    case storeKeysUnavailable(StaticString)
     /// Records that authenticate under this key contradict each other: something rewrote,
     /// reordered or spliced them (the detail says what was found).
     case tampered(StaticString)
@@ -43,7 +47,8 @@ extension StorageError {
              (.full, .full), (.noRandomness, .noRandomness):
             return true
         case (.unsupportedHeader(let a), .unsupportedHeader(let b)), (.malformedMetadata(let a), .malformedMetadata(let b)),
-             (.tampered(let a), .tampered(let b)), (.invalidGeometry(let a), .invalidGeometry(let b)):
+             (.tampered(let a), .tampered(let b)), (.invalidGeometry(let a), .invalidGeometry(let b)),
+             (.storeKeysUnavailable(let a), .storeKeysUnavailable(let b)):
             return same(a, b)
         case (.rolledBack(let a, let b), .rolledBack(let c, let d)):
             return a == c && b == d
@@ -55,4 +60,18 @@ extension StorageError {
             return false
         }
     }
+}
+
+extension StorageError {
+    /// A version-1 superblock (its magic is plaintext in the segment, so it survives) that no
+    /// longer authenticates: its keys came from a volume key the image no longer has.
+    public static let storeKeyLost = StorageError.storeKeysUnavailable(
+        "a version-1 store, whose keys came from the volume key: the image was reencrypted (cryptsetup reencrypt) before the store was upgraded, or its UUID was changed (spec/storage.md)")
+    /// A version-2 superblock that does not authenticate: its keys are bound to the LUKS2 UUID.
+    public static let storeBindingChanged = StorageError.storeKeysUnavailable(
+        "the store's superblocks do not authenticate under this image's UUID: was it changed (cryptsetup luksUUID)? (spec/storage.md)")
+    /// `config.requirements` names cryptsetup's online reencryption: segments are half under
+    /// the old volume key, half under the new.
+    public static let reencryptionInProgress = StorageError.unsupportedHeader(
+        "an unfinished cryptsetup reencryption (requirement online-reencrypt): finish it with cryptsetup reencrypt --resume-only")
 }

@@ -58,7 +58,7 @@ extension VariableLog {
     }
 
     func headerAAD(_ logSector: UInt64) -> [UInt8] {
-        var aad = Self.recordMagic + binding
+        var aad = Self.recordMagic + keys.binding
         LittleEndian.append(logSector, to: &aad)
         return aad
     }

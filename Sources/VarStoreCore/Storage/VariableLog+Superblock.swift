@@ -10,40 +10,88 @@ extension VariableLog {
     }
 
     static var superblockMagic: [UInt8] { Array("VSSUPER1".utf8) }
+    static var superblockMagicV2: [UInt8] { Array("VSSUPER2".utf8) }
+    /// Bytes of the sealed plaintext, and of the sector before the nonce in each version.
+    static var superblockPlainBytes: Int { 72 }
+    static func superblockPrefixBytes(_ version: StoreVersion) -> Int { version == .masterKey ? 16 + masterKeyBytes : 8 }
 
-    func superblockAAD(_ slot: Int) -> [UInt8] { Self.superblockMagic + binding + [UInt8(slot)] }
+    /// Version 1: magic ‖ binding ‖ slot. Version 2: magic, version and reserved field ‖
+    /// binding ‖ slot (the master key is the sealing key's input, so it needs no AAD).
+    func superblockAAD(_ slot: Int, prefix: [UInt8], keys: Keys) -> [UInt8] { prefix + keys.binding + [UInt8(slot)] }
 
     func writeSuperblock(_ superblock: Superblock, slot: Int) throws(StorageError) {
+        let version = keys.version
         var plain: [UInt8] = []
-        LittleEndian.append(UInt32(1), to: &plain)
+        LittleEndian.append(version.rawValue, to: &plain)
         LittleEndian.append(UInt32(0), to: &plain)
         LittleEndian.append(superblock.sequence, to: &plain)
         LittleEndian.append(superblock.logSectors, to: &plain)
         LittleEndian.append(superblock.checkpointSector, to: &plain)
         LittleEndian.append(superblock.checkpointGeneration, to: &plain)
         plain += superblock.chainDigest
+        var sector: [UInt8]
+        var authenticated: [UInt8]
+        switch version {
+        case .volumeKeyDerived:
+            sector = Self.superblockMagic
+            authenticated = sector
+        case .masterKey:
+            sector = Self.superblockMagicV2
+            LittleEndian.append(version.rawValue, to: &sector)
+            LittleEndian.append(UInt32(0), to: &sector)
+            authenticated = sector
+            sector += keys.master.bytes
+        }
         guard let nonce = crypto.randomBytes(12) else { throw .noRandomness }
-        guard let sealed = crypto.sealAES256GCM(key: keys.superblock.bytes, nonce: nonce, additionalData: superblockAAD(slot),
+        guard let sealed = crypto.sealAES256GCM(key: keys.superblock.bytes, nonce: nonce,
+                                                additionalData: superblockAAD(slot, prefix: authenticated, keys: keys),
                                                 plaintext: plain) else { throw .invalidGeometry("sealing failed") }
-        var sector = Self.superblockMagic + nonce + sealed
+        sector += nonce + sealed
         sector += [UInt8](repeating: 0, count: Self.sectorBytes - sector.count)
+        SecretBytes.zero(&plain)
         try writeSectors(sector, atSegmentSector: UInt64(slot))
+        SecretBytes.zero(&sector)
     }
 
-    func readSuperblock(slot: Int) throws(StorageError) -> Superblock? {
-        let sector = try readSectors(1, atSegmentSector: UInt64(slot))
-        guard Array(sector[0..<8]) == Self.superblockMagic,
-              let plain = crypto.openAES256GCM(key: keys.superblock.bytes, nonce: Array(sector[8..<20]),
-                                               additionalData: superblockAAD(slot), sealed: Array(sector[20..<(20 + 72 + 16)])),
-              plain.count == 72, LittleEndian.load(UInt32.self, from: plain, at: 0) == 1,
+    /// The superblock in `slot` if it authenticates — a version-2 one under keys from the
+    /// master key it carries, a version-1 one under `legacyKeys` — with those keys; and the
+    /// version its magic names when it does not authenticate (so a failed open can say why).
+    func readSuperblock(slot: Int, legacyKeys: Keys) throws(StorageError)
+        -> (superblock: (superblock: Superblock, keys: Keys)?, magic: StoreVersion?) {
+        var sector = try readSectors(1, atSegmentSector: UInt64(slot))
+        defer { SecretBytes.zero(&sector) }
+        guard sector.count == Self.sectorBytes else { return (nil, nil) }
+        let magic = Array(sector[0..<8])
+        let version: StoreVersion
+        let keys: Keys
+        if magic == Self.superblockMagic {
+            version = .volumeKeyDerived
+            keys = legacyKeys
+        } else if magic == Self.superblockMagicV2, LittleEndian.load(UInt32.self, from: sector, at: 8) == StoreVersion.masterKey.rawValue,
+                  LittleEndian.load(UInt32.self, from: sector, at: 12) == 0 {
+            version = .masterKey
+            keys = Self.keys(crypto, masterKey: Array(sector[16 ..< 16 + Self.masterKeyBytes]), binding: binding)
+        } else {
+            return (nil, nil)
+        }
+        let prefix = Self.superblockPrefixBytes(version)
+        let authenticated = Array(sector[0 ..< (version == .masterKey ? 16 : 8)])
+        let sealedEnd = prefix + 12 + Self.superblockPlainBytes + 16
+        guard let plain = crypto.openAES256GCM(key: keys.superblock.bytes, nonce: Array(sector[prefix ..< prefix + 12]),
+                                               additionalData: superblockAAD(slot, prefix: authenticated, keys: keys),
+                                               sealed: Array(sector[(prefix + 12) ..< sealedEnd])) else { return (nil, version) }
+        // Authentic but out of range: only a key holder writes that, so it names no lost key.
+        guard plain.count == Self.superblockPlainBytes,
+              LittleEndian.load(UInt32.self, from: plain, at: 0) == version.rawValue,
               let sequence = LittleEndian.load(UInt64.self, from: plain, at: 8),
               let sectors = LittleEndian.load(UInt64.self, from: plain, at: 16),
               let checkpoint = LittleEndian.load(UInt64.self, from: plain, at: 24),
               let checkpointGeneration = LittleEndian.load(UInt64.self, from: plain, at: 32),
               checkpointGeneration >= 1, checkpointGeneration < Self.generationLimit,
-              sequence < Self.generationLimit else { return nil }
-        return Superblock(sequence: sequence, logSectors: sectors, checkpointSector: checkpoint,
-                          checkpointGeneration: checkpointGeneration, chainDigest: Array(plain[40..<72]))
+              sequence < Self.generationLimit else { return (nil, nil) }
+        let superblock = Superblock(sequence: sequence, logSectors: sectors, checkpointSector: checkpoint,
+                                    checkpointGeneration: checkpointGeneration, chainDigest: Array(plain[40..<72]))
+        return ((superblock, keys), version)
     }
 
     // MARK: Device access

@@ -52,7 +52,8 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
 
     public internal(set) var device: Device
     let crypto: Crypto
-    let keys: Keys
+    /// The sealing keys of the store's version (VariableLog+Keys.swift); an upgrade replaces them.
+    var keys: Keys
     /// Bound into every record and superblock (the LUKS2 UUID): records from another image
     /// do not authenticate here.
     let binding: [UInt8]
@@ -82,21 +83,6 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     /// store is opened again.
     var needsReopen = false
 
-    /// Held for the life of the log and wiped with it (SecretBytes).
-    struct Keys {
-        let header: SecretBytes
-        let body: SecretBytes
-        let superblock: SecretBytes
-    }
-
-    static func keys(_ crypto: Crypto, volumeKey: [UInt8], binding: [UInt8]) -> Keys {
-        func derive(_ label: String) -> SecretBytes {
-            SecretBytes(crypto.hkdfSHA256(key: volumeKey, salt: binding, info: Array(label.utf8), count: 32))
-        }
-        return Keys(header: derive("varstore v1 record header"), body: derive("varstore v1 record body"),
-                    superblock: derive("varstore v1 superblock"))
-    }
-
     private init(device: Device, crypto: Crypto, keys: Keys, binding: [UInt8], logSectors: UInt64) {
         self.device = device
         self.crypto = crypto
@@ -123,11 +109,15 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     /// Writes an empty store: an empty snapshot at the start of the log and superblock A.
     /// Only for a new image; `open` never calls it. Its first generation is
     /// `afterGeneration + 1`: an image that replaces another (a rekey) continues its count,
-    /// so a rollback anchor set from the old one accepts it.
+    /// so a rollback anchor set from the old one accepts it. A version-2 store (what is
+    /// written) gets a fresh random master key; `volumeKey` keys only a version-1 store, which
+    /// exists to test the upgrade of images written before it.
     public static func format(device: Device, crypto: Crypto, volumeKey: [UInt8],
-                              binding: [UInt8], afterGeneration: UInt64 = 0) throws(StorageError) -> VariableLog {
-        let log = VariableLog(device: device, crypto: crypto, keys: keys(crypto, volumeKey: volumeKey, binding: binding),
-                              binding: binding, logSectors: try geometry(device))
+                              binding: [UInt8], afterGeneration: UInt64 = 0,
+                              version: StoreVersion = .current) throws(StorageError) -> VariableLog {
+        let keys = version == .masterKey ? try freshKeys(crypto, binding: binding)
+            : keys(crypto, volumeKey: volumeKey, binding: binding)
+        let log = VariableLog(device: device, crypto: crypto, keys: keys, binding: binding, logSectors: try geometry(device))
         guard afterGeneration < generationLimit / 2 else { throw .invalidGeometry("the first generation is out of range") }
         log.generation = afterGeneration
         // Both slots start invalid, so a half-formatted image never opens as another store.
@@ -140,16 +130,31 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     /// record that continues the chain. A record that fails where the chain ends is a write
     /// a power cut tore (or one the host dropped; only the rollback anchor can tell those
     /// apart); a valid record *beyond* a gap is proof of tampering and fails the open.
+    ///
+    /// A version-2 superblock carries the master key its store's keys come from; `volumeKey`
+    /// keys a version-1 store only. A version-1 superblock counts only when no version-2 one
+    /// authenticates: an upgraded store never goes back.
     public static func open(device: Device, crypto: Crypto, volumeKey: [UInt8], binding: [UInt8],
                             minimumGeneration: UInt64 = 0) throws(StorageError) -> VariableLog {
-        let log = VariableLog(device: device, crypto: crypto, keys: keys(crypto, volumeKey: volumeKey, binding: binding),
-                              binding: binding, logSectors: try geometry(device))
-        var superblocks: [Superblock] = []
+        let legacy = keys(crypto, volumeKey: volumeKey, binding: binding)
+        let log = VariableLog(device: device, crypto: crypto, keys: legacy, binding: binding, logSectors: try geometry(device))
+        var superblocks: [(superblock: Superblock, keys: Keys)] = []
+        var magics: [StoreVersion] = []
         for slot in 0..<2 {
-            if let superblock = try log.readSuperblock(slot: slot) { superblocks.append(superblock) }
+            let read = try log.readSuperblock(slot: slot, legacyKeys: legacy)
+            if let found = read.superblock { superblocks.append(found) }
+            if let magic = read.magic { magics.append(magic) }
         }
-        guard let newest = superblocks.max(by: { $0.sequence < $1.sequence }) else { throw .notFormatted }
-        try log.replay(from: newest)
+        let current = superblocks.filter { $0.keys.version == .masterKey }
+        guard let newest = (current.isEmpty ? superblocks : current).max(by: { $0.superblock.sequence < $1.superblock.sequence }) else {
+            // Nothing authenticates. A superblock's magic is plaintext inside the segment, so it
+            // survives what changed the keys and names the likely cause.
+            if magics.contains(.volumeKeyDerived) { throw .storeKeyLost }
+            if magics.contains(.masterKey) { throw .storeBindingChanged }
+            throw .notFormatted
+        }
+        log.keys = newest.keys
+        try log.replay(from: newest.superblock)
         guard log.generation >= minimumGeneration else {
             throw .rolledBack(generation: log.generation, minimum: minimumGeneration)
         }
@@ -196,6 +201,9 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
         }
         try ensureWritable()
         try adoptUnnamedCheckpoint()
+        // The first write to a version-1 store moves it to version 2 (a compaction, so the
+        // room check below sees the log it leaves).
+        try upgrade()
         if !fits(sizes + [snapshot]) {
             try compact()
             // A group is as large as a state, so the room for the next snapshot is checked

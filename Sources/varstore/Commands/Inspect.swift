@@ -38,6 +38,7 @@ struct Inspect: ParsableCommand {
                 let used = log.live.all.reduce(UInt64(0)) { $0 + 60 + UInt64($1.name.wireSize) + UInt64($1.data.count) }
                 let free = capacity > used ? capacity - used : 0
                 facts += [
+                    ("store_version", "\(log.storeVersion.rawValue)", JSONValue.number(log.storeVersion.rawValue)),
                     ("generation", "\(log.generation)", JSONValue.number(log.generation)),
                     ("state_digest", Hex.string(log.digest), JSONValue.string(Hex.string(log.digest))),
                     ("variables", "\(log.live.count)", JSONValue.number(log.live.count)),

@@ -37,6 +37,7 @@ extension StorageError {
         case .malformedMetadata(let what): return "malformed LUKS2 metadata: \(what)"
         case .wrongKey: return "wrong key: the volume key does not match the LUKS2 digest"
         case .notFormatted: return "no variable store in the image authenticates under this key (never formatted, or its superblocks were destroyed)"
+        case .storeKeysUnavailable(let what): return "the variable store's keys do not open it: \(what)"
         case .tampered(let what): return "the image was tampered with: \(what)"
         case .rolledBack(let generation, let minimum): return "the image is older than allowed: generation \(generation) < minimum \(minimum)"
         case .full: return "the variable store is full"

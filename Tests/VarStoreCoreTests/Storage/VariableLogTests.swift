@@ -345,16 +345,19 @@ struct ReadableSealing: StorageCrypto {
 }
 
 @Suite struct ForgedCountTests {
-    @Test func generationsNearTheTopOfTheRangeAreRefusedNotOverflowed() throws {
+    /// Where a superblock's sealed plaintext starts in its sector (storage.md, "Superblock").
+    @Test(arguments: [(StoreVersion.masterKey, 60), (StoreVersion.volumeKeyDerived, 20)])
+    func generationsNearTheTopOfTheRangeAreRefusedNotOverflowed(_ version: StoreVersion, _ sealedAt: Int) throws {
         // A superblock and its snapshot record forged to generation 2^64 − 1 (consistent with
         // each other, as a key holder could write them): the reader refuses the superblock
         // instead of adding a part count to the generation and trapping.
         let key = [UInt8](repeating: 7, count: 64), binding = Array("forged".utf8)
-        let log = try VariableLog.format(device: MemoryFlash(size: 96 << 10), crypto: ReadableSealing(), volumeKey: key, binding: binding)
+        let log = try VariableLog.format(device: MemoryFlash(size: 96 << 10), crypto: ReadableSealing(), volumeKey: key, binding: binding,
+                                         version: version)
         var bytes = log.device.bytes
         let superblock = 512  // a new store's superblock: sequence 1, so slot B (storage.md)
         let max: [UInt8] = [UInt8](repeating: 0xFF, count: 8)
-        bytes.replaceSubrange(superblock + 20 + 32 ..< superblock + 20 + 40, with: max)   // checkpoint generation
+        bytes.replaceSubrange(superblock + sealedAt + 32 ..< superblock + sealedAt + 40, with: max)   // checkpoint generation
         bytes.replaceSubrange(2 * 512 + 16 ..< 2 * 512 + 24, with: max)                     // first record's generation
         #expect(throws: StorageError.notFormatted) {
             _ = try VariableLog.open(device: MemoryFlash(bytes: bytes), crypto: ReadableSealing(), volumeKey: key, binding: binding)
