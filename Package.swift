@@ -48,10 +48,12 @@ let package = Package(
             name: "VarStoreHost",
             dependencies: ["VarStoreCore", "VarStoreCrypto", "CLibcrypto", "CLibcryptsetup"]
         ),
+        // Counts the process's heap allocations for `varstore bench` (glibc only; spec/benchmark.md).
+        .target(name: "CAllocationCounter"),
         .executableTarget(
             name: "varstore",
             dependencies: [
-                "VarStoreCore", "VarStoreCrypto", "VarStoreHost",
+                "VarStoreCore", "VarStoreCrypto", "VarStoreHost", "CAllocationCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
