@@ -25,7 +25,13 @@ let package = Package(
     targets: [
         .target(
             name: "VarStoreCore",
-            swiftSettings: [.enableExperimentalFeature("StrictConcurrency")]
+            swiftSettings: [
+                .enableExperimentalFeature("StrictConcurrency"),
+                // Release builds drop the runtime exclusivity checks, as the Embedded build an
+                // SVSM links always does (spec/benchmark.md): they cost a quarter of a request.
+                // Debug builds — every test — keep them.
+                .unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release)),
+            ]
         ),
         // libcrypto (OpenSSL 3, Debian libssl-dev) behind VarStoreCore's AuthenticationCrypto.
         .systemLibrary(
@@ -53,10 +59,12 @@ let package = Package(
             name: "VarStoreHost",
             dependencies: ["VarStoreCore", "VarStoreCrypto", "CLibcrypto", "CLibcryptsetup"]
         ),
+        // Counts the process's heap allocations for `varstore bench` (glibc only; spec/benchmark.md).
+        .target(name: "CAllocationCounter"),
         .executableTarget(
             name: "varstore",
             dependencies: [
-                "VarStoreCore", "VarStoreCrypto", "VarStoreHost",
+                "VarStoreCore", "VarStoreCrypto", "VarStoreHost", "CAllocationCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

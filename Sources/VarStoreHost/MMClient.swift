@@ -46,9 +46,7 @@ public struct MMClient {
 
     /// Sends one MM message by DMA; returns the device status and the reply payload.
     public func communicate(guid: EFIGUID, payload: [UInt8]) -> (deviceStatus: UInt16, reply: [UInt8]) {
-        var request = guid.wireBytes
-        LittleEndian.append(UInt64(payload.count), to: &request)
-        request += payload
+        let request = Self.request(guid: guid, payload: payload)
         bus.writeBytes(bufferAddress, request)
         bus.write(deviceBase + UEFIVarsRegister.commandStatus, 2, UInt64(UEFIVarsCommand.dmaMM.rawValue))
         let status = UInt16(truncatingIfNeeded: bus.read(deviceBase + UEFIVarsRegister.commandStatus, 2))
@@ -57,11 +55,7 @@ public struct MMClient {
     }
 
     private func smm(_ function: SMMVariableFunction, _ body: [UInt8]) -> (status: EFIStatus, payload: [UInt8]) {
-        var payload: [UInt8] = []
-        LittleEndian.append(function.rawValue, to: &payload)
-        LittleEndian.append(UInt64(0), to: &payload)
-        payload += body
-        let (deviceStatus, reply) = communicate(guid: .smmVariableProtocol, payload: payload)
+        let (deviceStatus, reply) = communicate(guid: .smmVariableProtocol, payload: Self.smmPayload(function, body))
         guard deviceStatus == 0, let raw = LittleEndian.load(UInt64.self, from: reply, at: 8) else {
             return (.deviceError, [])
         }
@@ -70,13 +64,7 @@ public struct MMClient {
 
     public func getVariable(_ name: VariableName, _ guid: EFIGUID, dataSize: Int = 4096)
         -> (status: EFIStatus, attributes: UInt32, data: [UInt8]) {
-        var body = guid.wireBytes
-        LittleEndian.append(UInt64(dataSize), to: &body)
-        LittleEndian.append(UInt64(name.wireSize), to: &body)
-        LittleEndian.append(UInt32(0), to: &body)
-        body += name.wireBytes
-        body += [UInt8](repeating: 0, count: dataSize)
-        let (status, reply) = smm(.getVariable, body)
+        let (status, reply) = smm(.getVariable, Self.getVariableBody(name, guid, dataSize: dataSize))
         let attributes = LittleEndian.load(UInt32.self, from: reply, at: 32) ?? 0
         let size = Int(LittleEndian.load(UInt64.self, from: reply, at: 16) ?? 0)
         guard status == .success, size <= dataSize else { return (status, attributes, []) }
@@ -85,24 +73,14 @@ public struct MMClient {
     }
 
     public func setVariable(_ name: VariableName, _ guid: EFIGUID, attributes: UInt32, data: [UInt8]) -> EFIStatus {
-        var body = guid.wireBytes
-        LittleEndian.append(UInt64(data.count), to: &body)
-        LittleEndian.append(UInt64(name.wireSize), to: &body)
-        LittleEndian.append(attributes, to: &body)
-        body += name.wireBytes
-        body += data
-        return smm(.setVariable, body).status
+        smm(.setVariable, Self.setVariableBody(name, guid, attributes: attributes, data: data)).status
     }
 
     /// One GetNextVariableName call with an output buffer of `nameBufferSize` bytes.
     public func getNextVariableName(after name: VariableName, _ guid: EFIGUID, nameBufferSize: Int = 1024)
         -> (status: EFIStatus, name: VariableName?, guid: EFIGUID?) {
-        var body = guid.wireBytes
-        let nameBytes = name.wireBytes
-        let area = max(nameBufferSize, nameBytes.count)
-        LittleEndian.append(UInt64(nameBufferSize), to: &body)
-        body += nameBytes + [UInt8](repeating: 0, count: area - nameBytes.count)
-        let (status, reply) = smm(.getNextVariableName, body)
+        let (status, reply) = smm(.getNextVariableName,
+                                  Self.getNextVariableNameBody(after: name, guid, nameBufferSize: nameBufferSize))
         guard status == .success, let size = LittleEndian.load(UInt64.self, from: reply, at: 16),
               case .success(let next) = VariableName.parse(reply, at: 24, size: size) else {
             return (status, nil, nil)
@@ -133,6 +111,69 @@ public struct MMClient {
               let largest = LittleEndian.load(UInt64.self, from: reply, at: 16) else { return (status, nil) }
         return (status, .init(maximumVariableStorageSize: maximum, remainingVariableStorageSize: remaining,
                               maximumVariableSize: largest))
+    }
+
+    // MARK: Request bytes (what the guest writes to its buffer before ringing the doorbell)
+
+    /// EFI_MM_COMMUNICATE_HEADER followed by `payload`.
+    public static func request(guid: EFIGUID, payload: [UInt8]) -> [UInt8] {
+        var request = guid.wireBytes
+        LittleEndian.append(UInt64(payload.count), to: &request)
+        return request + payload
+    }
+
+    /// SMM_VARIABLE_COMMUNICATE_HEADER (Function, ReturnStatus 0) followed by `body`.
+    public static func smmPayload(_ function: SMMVariableFunction, _ body: [UInt8]) -> [UInt8] {
+        var payload: [UInt8] = []
+        LittleEndian.append(function.rawValue, to: &payload)
+        LittleEndian.append(UInt64(0), to: &payload)
+        return payload + body
+    }
+
+    /// A whole GET_VARIABLE request with a `dataSize`-byte data area.
+    public static func getVariableRequest(_ name: VariableName, _ guid: EFIGUID, dataSize: Int) -> [UInt8] {
+        request(guid: .smmVariableProtocol, payload: smmPayload(.getVariable, getVariableBody(name, guid, dataSize: dataSize)))
+    }
+
+    /// A whole SET_VARIABLE request.
+    public static func setVariableRequest(_ name: VariableName, _ guid: EFIGUID, attributes: UInt32, data: [UInt8]) -> [UInt8] {
+        request(guid: .smmVariableProtocol,
+                payload: smmPayload(.setVariable, setVariableBody(name, guid, attributes: attributes, data: data)))
+    }
+
+    /// A whole GET_NEXT_VARIABLE_NAME request with a `nameBufferSize`-byte name area.
+    public static func getNextVariableNameRequest(after name: VariableName, _ guid: EFIGUID, nameBufferSize: Int) -> [UInt8] {
+        request(guid: .smmVariableProtocol,
+                payload: smmPayload(.getNextVariableName, getNextVariableNameBody(after: name, guid, nameBufferSize: nameBufferSize)))
+    }
+
+    static func getVariableBody(_ name: VariableName, _ guid: EFIGUID, dataSize: Int) -> [UInt8] {
+        var body = guid.wireBytes
+        LittleEndian.append(UInt64(dataSize), to: &body)
+        LittleEndian.append(UInt64(name.wireSize), to: &body)
+        LittleEndian.append(UInt32(0), to: &body)
+        body += name.wireBytes
+        body += [UInt8](repeating: 0, count: dataSize)
+        return body
+    }
+
+    static func setVariableBody(_ name: VariableName, _ guid: EFIGUID, attributes: UInt32, data: [UInt8]) -> [UInt8] {
+        var body = guid.wireBytes
+        LittleEndian.append(UInt64(data.count), to: &body)
+        LittleEndian.append(UInt64(name.wireSize), to: &body)
+        LittleEndian.append(attributes, to: &body)
+        body += name.wireBytes
+        body += data
+        return body
+    }
+
+    static func getNextVariableNameBody(after name: VariableName, _ guid: EFIGUID, nameBufferSize: Int) -> [UInt8] {
+        var body = guid.wireBytes
+        let nameBytes = name.wireBytes
+        let area = max(nameBufferSize, nameBytes.count)
+        LittleEndian.append(UInt64(nameBufferSize), to: &body)
+        body += nameBytes + [UInt8](repeating: 0, count: area - nameBytes.count)
+        return body
     }
 
     public func signal(_ function: SMMVariableFunction) -> EFIStatus { smm(function, []).status }

@@ -47,6 +47,15 @@ public struct VariableName: Hashable, Sendable {
 
     public var isEmpty: Bool { codeUnits.isEmpty }
 
+    /// The code units in one call (an array hashes element by element otherwise); equal names
+    /// have equal units, so this agrees with `==`.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(codeUnits.count)
+        codeUnits.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    public static func == (lhs: VariableName, rhs: VariableName) -> Bool { lhs.codeUnits == rhs.codeUnits }
+
     /// Bytes on the wire including the terminating NUL (edk2 `StrSize`).
     public var wireSize: Int { 2 * (codeUnits.count + 1) }
 

@@ -91,12 +91,43 @@ struct MMMessage {
     /// Writes the part of `bytes` that lies inside the message.
     mutating func setBytesClipped(_ bytes: [UInt8], at offset: Int) {
         guard offset >= 0, offset < end else { return }
-        let count = min(bytes.count, end - offset)
-        buffer.replaceSubrange(offset ..< offset + count, with: bytes[0 ..< count])
+        copy(bytes, count: min(bytes.count, end - offset), to: offset)
     }
 
     mutating func setBytes(_ bytes: [UInt8], at offset: Int) {
         guard offset >= 0, offset <= end, end - offset >= bytes.count else { return }
-        buffer.replaceSubrange(offset ..< offset + bytes.count, with: bytes)
+        copy(bytes, count: bytes.count, to: offset)
+    }
+
+    /// A GUID in wire form, if all 16 bytes lie inside the message.
+    mutating func setGUID(_ guid: EFIGUID, at offset: Int) {
+        guard offset >= 0, offset <= end, end - offset >= 16 else { return }
+        LittleEndian.store(guid.low, into: &buffer, at: offset)
+        LittleEndian.store(guid.high, into: &buffer, at: offset + 8)
+    }
+
+    /// The part of a name's wire form (UCS-2LE units, then the NUL) that lies inside the
+    /// message, written without building the wire bytes first.
+    mutating func setNameClipped(_ name: VariableName, at offset: Int) {
+        guard offset >= 0, offset < end else { return }
+        let room = end - offset
+        for (index, unit) in name.codeUnits.enumerated() {
+            guard 2 * index < room else { return }
+            buffer[offset + 2 * index] = UInt8(truncatingIfNeeded: unit)
+            if 2 * index + 1 < room { buffer[offset + 2 * index + 1] = UInt8(truncatingIfNeeded: unit >> 8) }
+        }
+        let terminator = 2 * name.codeUnits.count
+        if terminator < room { buffer[offset + terminator] = 0 }
+        if terminator + 1 < room { buffer[offset + terminator + 1] = 0 }
+    }
+
+    /// `bytes[0 ..< count]` to `buffer[offset ..< offset + count]`; the callers checked both ranges.
+    private mutating func copy(_ bytes: [UInt8], count: Int, to offset: Int) {
+        guard count > 0 else { return }
+        buffer.withUnsafeMutableBytes { target in
+            bytes.withUnsafeBytes { source in
+                target.baseAddress!.advanced(by: offset).copyMemory(from: source.baseAddress!, byteCount: count)
+            }
+        }
     }
 }

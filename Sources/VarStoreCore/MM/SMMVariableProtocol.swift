@@ -178,9 +178,9 @@ enum SMMVariableHandler {
         guard needed <= UInt64(message.capacity) else { return failure(.badBufferSize) }
         // QEMU writes the GUID, the size and as much of the name as the message holds even
         // when the caller's buffer is too small; edk2's driver reads only NameSize then.
-        message.setBytes(next.guid.wireBytes, at: L.NextName.guid)
+        message.setGUID(next.guid, at: L.NextName.guid)
         message.setU64(nextSize, at: L.NextName.nameSize)
-        message.setBytesClipped(next.name.wireBytes, at: L.NextName.name)
+        message.setNameClipped(next.name, at: L.NextName.name)
         // edk2 (VariableSmm.c) compares with the caller's NameSize, so a name is never
         // reported as returned into a buffer smaller than it.
         if nextSize > nameSize { return (.bufferTooSmall, L.NextName.minimumLength) }

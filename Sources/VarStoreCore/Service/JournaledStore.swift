@@ -10,7 +10,13 @@ struct JournaledStore {
     /// The current step's non-volatile changes, in order, for the journal.
     private var pendingChanges: [JournalChange] = []
     /// Every variable the current step replaced or removed, before it did.
-    private var undoLog: [(key: VariableKey, previous: Variable?)] = []
+    private var undoLog: [UndoEntry] = []
+    /// A named struct rather than a tuple: an array of tuples is emptied through the runtime's
+    /// generic value witnesses, a few hundred instructions per request.
+    private struct UndoEntry {
+        let key: VariableKey
+        let previous: Variable?
+    }
     /// While set, changes are made in memory only and neither journaled nor undoable (the
     /// Secure Boot variables rebuilt after the journal refused them).
     var suspended = false
@@ -86,8 +92,9 @@ struct JournaledStore {
 
     /// Forgets the step's record (its changes stay in memory).
     mutating func discardStep() {
-        pendingChanges.removeAll()
-        undoLog.removeAll()
+        // Keeping the capacity spares every request an allocation for its undo record.
+        if !pendingChanges.isEmpty { pendingChanges.removeAll(keepingCapacity: true) }
+        if !undoLog.isEmpty { undoLog.removeAll(keepingCapacity: true) }
     }
 
     // MARK: Private
@@ -95,9 +102,8 @@ struct JournaledStore {
     /// store.insert with the quota kept: the replaced variable's charge off, the new one's on.
     @discardableResult
     private mutating func insertCharged(_ variable: Variable) -> Variable? {
-        let previous = store.remove(variable.key)
+        let previous = store.insert(variable)
         if let previous { quota.subtract(previous) }
-        store.insert(variable)
         quota.add(variable)
         return previous
     }
@@ -105,7 +111,7 @@ struct JournaledStore {
     /// Notes a change for undo and, when it touches a non-volatile variable, for the journal.
     private mutating func record(_ key: VariableKey, previous: Variable?, _ change: JournalChange?) {
         guard !suspended else { return }
-        undoLog.append((key, previous))
+        undoLog.append(UndoEntry(key: key, previous: previous))
         if let change { pendingChanges.append(change) }
     }
 }

@@ -283,7 +283,7 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
         }
 
         // Authenticated-variable processing (AuthVariableLib), which ends in update().
-        defer { signatureCache = nil }
+        defer { if signatureCache != nil { signatureCache = nil } }
         try processVariable(AuthenticatedRequest(key: key, rawAttributes: rawAttributes, attributes: attributes,
                                                  data: data, descriptor: descriptor, payload: payload,
                                                  existing: existing))

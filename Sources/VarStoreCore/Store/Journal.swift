@@ -49,9 +49,7 @@ extension VariableStore {
     public mutating func apply(_ change: JournalChange) -> (removed: Variable?, stored: Variable?) {
         switch change {
         case .put(let variable):
-            let removed = remove(variable.key)
-            insert(variable)
-            return (removed, variable)
+            return (insert(variable), variable)
         case .replaceInPlace(let variable):
             if let old = self.variable(for: variable.key), replaceInPlace(variable) { return (old, variable) }
             return apply(.put(variable))

@@ -53,9 +53,17 @@ public struct VariableStore: Sendable {
     }
 
     /// Stores `variable`, replacing any variable with the same key; it becomes the last one
-    /// in enumeration order.
-    public mutating func insert(_ variable: Variable) {
-        remove(variable.key)
+    /// in enumeration order. Returns the variable it replaced.
+    @discardableResult
+    public mutating func insert(_ variable: Variable) -> Variable? {
+        // A replacement keeps its slot and index entry: one lookup, then it is relinked at the
+        // tail (the overwrite every SetVariable of new data makes).
+        if let position = index[variable.key], let old = slots[position]?.variable {
+            unlink(position, runtimeVisible: Self.isRuntimeVisible(old))
+            slots[position] = Slot(variable: variable)
+            link(position)
+            return old
+        }
         let position: Int
         if let reused = freeSlots.popLast() {
             position = reused
@@ -63,17 +71,34 @@ public struct VariableStore: Sendable {
             slots.append(nil)
             position = slots.count - 1
         }
-        var slot = Slot(variable: variable)
-        slot.all.previous = allEnds.tail
+        slots[position] = Slot(variable: variable)
+        link(position)
+        index[variable.key] = position
+        return nil
+    }
+
+    /// Appends the slot at `position` to the tail of the lists its variable belongs to.
+    private mutating func link(_ position: Int) {
+        slots[position]!.all.previous = allEnds.tail
         if allEnds.tail != Self.none { slots[allEnds.tail]!.all.next = position } else { allEnds.head = position }
         allEnds.tail = position
-        if Self.isRuntimeVisible(variable) {
-            slot.runtime.previous = runtimeEnds.tail
+        if Self.isRuntimeVisible(slots[position]!.variable) {
+            slots[position]!.runtime.previous = runtimeEnds.tail
             if runtimeEnds.tail != Self.none { slots[runtimeEnds.tail]!.runtime.next = position } else { runtimeEnds.head = position }
             runtimeEnds.tail = position
         }
-        slots[position] = slot
-        index[variable.key] = position
+    }
+
+    /// Takes the slot at `position` out of the lists it is on (its links are left stale).
+    private mutating func unlink(_ position: Int, runtimeVisible: Bool) {
+        let links = slots[position]!.all
+        if links.previous != Self.none { slots[links.previous]!.all.next = links.next } else { allEnds.head = links.next }
+        if links.next != Self.none { slots[links.next]!.all.previous = links.previous } else { allEnds.tail = links.previous }
+        if runtimeVisible {
+            let runtime = slots[position]!.runtime
+            if runtime.previous != Self.none { slots[runtime.previous]!.runtime.next = runtime.next } else { runtimeEnds.head = runtime.next }
+            if runtime.next != Self.none { slots[runtime.next]!.runtime.previous = runtime.previous } else { runtimeEnds.tail = runtime.previous }
+        }
     }
 
     /// Replaces a stored variable's data and timestamp where it stands in enumeration order
@@ -90,14 +115,7 @@ public struct VariableStore: Sendable {
     @discardableResult
     public mutating func remove(_ key: VariableKey) -> Variable? {
         guard let position = index.removeValue(forKey: key), let slot = slots[position] else { return nil }
-        let links = slot.all
-        if links.previous != Self.none { slots[links.previous]!.all.next = links.next } else { allEnds.head = links.next }
-        if links.next != Self.none { slots[links.next]!.all.previous = links.previous } else { allEnds.tail = links.previous }
-        if Self.isRuntimeVisible(slot.variable) {
-            let runtime = slot.runtime
-            if runtime.previous != Self.none { slots[runtime.previous]!.runtime.next = runtime.next } else { runtimeEnds.head = runtime.next }
-            if runtime.next != Self.none { slots[runtime.next]!.runtime.previous = runtime.previous } else { runtimeEnds.tail = runtime.previous }
-        }
+        unlink(position, runtimeVisible: Self.isRuntimeVisible(slot.variable))
         slots[position] = nil
         freeSlots.append(position)
         return slot.variable

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CAllocationCounter
 import VarStoreHost
 
 struct Bench: ParsableCommand {
@@ -12,7 +13,10 @@ struct Bench: ParsableCommand {
     var iterations = 20_000
 
     func run() throws {
-        let report = Benchmark(iterations: iterations).run()
+        // The executable's malloc interposer (Sources/CAllocationCounter); -1 where it cannot count.
+        let counting = varstore_allocation_count() >= 0
+        let report = Benchmark(iterations: iterations,
+                               allocationCount: counting ? { varstore_allocation_count() } : nil).run()
         print(json ? Benchmark.json(report) : Benchmark.table(report))
     }
 }
