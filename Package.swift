@@ -27,10 +27,10 @@ let package = Package(
             name: "VarStoreCore",
             swiftSettings: [
                 .enableExperimentalFeature("StrictConcurrency"),
-                // Release builds drop the runtime exclusivity checks, as the Embedded build an
-                // SVSM links always does (spec/benchmark.md): they cost a quarter of a request.
-                // Debug builds — every test — keep them.
-                .unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release)),
+                // Release builds specialise the core's generics across modules (spec/benchmark.md).
+                // The runtime exclusivity checks stay: turning them off would win about a quarter
+                // of a request, but they are a safety check, and no check is traded for time.
+                .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
             ]
         ),
         // libcrypto (OpenSSL 3, Debian libssl-dev) behind VarStoreCore's AuthenticationCrypto.
