@@ -308,6 +308,11 @@ int main(int argc, char **argv) {
         if (!store) { fprintf(stderr, "svsm_test: reopen with a witness failed: %d\n", error); return 1; }
         through_svsm(store, "Witnessed", witnessed, sizeof witnessed, 1);
         CHECK(witness_bad_length == 0, "witness reports are 164 bytes starting VSWITN01");
+        /* Deleted again (witnessed too), so a second run on the same image starts as this one did. */
+        length = access_variable(3, "Witnessed", 0, NULL, 0);
+        rcx = BUFFER_GPA;
+        CHECK(varstore_svsm_call(store, 4ull << 32 | 1, &rcx, length, 0) == 0 && get64(ram + BUFFER_GPA + 32) == 0,
+              "witness accepts: the variable is deleted again");
         varstore_destroy(store);
         platform.witness = NULL;
         /* A wrong key is an error code, not a crash. */
