@@ -24,14 +24,46 @@ public struct VariableName: Hashable, Sendable {
     /// Parses a NUL-terminated UCS-2LE name of `size` bytes at `offset`. The name ends at the
     /// first NUL; anything after it inside `size` is ignored, as edk2's StrSize ignores it.
     public static func parse(_ bytes: [UInt8], at offset: Int, size: UInt64) -> Result<VariableName, ParseError> {
+        switch validate(bytes, at: offset, size: size) {
+        case .failure(let error):
+            return .failure(error)
+        case .success(let range):
+            let units = [UInt16](unsafeUninitializedCapacity: range.count / 2) { units, initialized in
+                for index in 0 ..< range.count / 2 {
+                    units[index] = UInt16(bytes[range.lowerBound + 2 * index])
+                        | UInt16(bytes[range.lowerBound + 2 * index + 1]) << 8
+                }
+                initialized = range.count / 2
+            }
+            return .success(VariableName(validated: units))
+        }
+    }
+
+    /// Checks the rules of `parse` without building the name: the byte range of its UCS-2LE
+    /// code units (the terminator excluded), for a lookup straight from the request bytes.
+    public static func validate(_ bytes: [UInt8], at offset: Int, size: UInt64) -> Result<Range<Int>, ParseError> {
         guard size >= 2, size % 2 == 0 else { return .failure(.badSize) }
         guard offset >= 0, offset <= bytes.count, UInt64(bytes.count - offset) >= size else {
             return .failure(.notTerminated)
         }
-        var reader = ByteReader(bytes, start: offset, end: offset + Int(size))
-        guard let units = reader.readTerminatedUCS2(size: Int(size)) else { return .failure(.notTerminated) }
-        guard let name = VariableName(codeUnits: units) else { return .failure(.surrogate) }
-        return .success(name)
+        guard let count = ByteReader.unitsBeforeTerminator(bytes, from: offset, size: Int(size)) else {
+            return .failure(.notTerminated)
+        }
+        // A unit's high byte 0xD8–0xDF makes it a surrogate (little-endian: the second byte).
+        for index in 0 ..< count where bytes[offset + 2 * index + 1] & 0xF8 == 0xD8 {
+            return .failure(.surrogate)
+        }
+        return .success(offset ..< offset + 2 * count)
+    }
+
+    /// Whether `bytes` are exactly this name's code units in UCS-2LE, without a terminator.
+    public func isEncoded(by bytes: Span<UInt8>) -> Bool {
+        guard bytes.count == 2 * codeUnits.count else { return false }
+        for index in 0 ..< codeUnits.count
+        where codeUnits[index] != UInt16(bytes[2 * index]) | UInt16(bytes[2 * index + 1]) << 8 {
+            return false
+        }
+        return true
     }
 
     /// A name from code units; nil if any is NUL or a surrogate.

@@ -115,6 +115,15 @@ enum SMMVariableHandler {
         }
     }
 
+    /// Where a request's name lies (its UCS-2LE code units, the terminator excluded), checked
+    /// as `parseName` checks it, for the lookups that need no VariableName.
+    private static func nameBytes(_ message: MMMessage, at offset: Int, size: UInt64) -> Range<Int>? {
+        switch VariableName.validate(message.buffer, at: offset, size: size) {
+        case .success(let range): return range
+        case .failure: return nil
+        }
+    }
+
     // MARK: GET_VARIABLE (1)
 
     private static func getVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
@@ -127,12 +136,12 @@ enum SMMVariableHandler {
         guard let nameEnd = CheckedSize.add(L.Access.minimumLength, nameSize), nameEnd <= length else {
             return failure(.badBufferSize)
         }
-        guard let name = parseName(message, at: L.Access.name, size: nameSize) else {
+        guard let name = nameBytes(message, at: L.Access.name, size: nameSize) else {
             return failure(.invalidParameter)
         }
         let variable: Variable
         do {
-            variable = try service.getVariable(VariableKey(guid: guid, name: name))
+            variable = try service.getVariable(guid: guid, name: message.buffer.span.extracting(name))
         } catch {
             return failure(error)
         }
@@ -164,12 +173,12 @@ enum SMMVariableHandler {
             return failure(.badBufferSize)
         }
         // UEFI 2.10 §8.2: the previous name must be NUL-terminated within VariableNameSize.
-        guard let name = parseName(message, at: L.NextName.name, size: nameSize) else {
+        guard let name = nameBytes(message, at: L.NextName.name, size: nameSize) else {
             return failure(.invalidParameter)
         }
         let next: Variable
         do {
-            next = try service.nextVariable(after: VariableKey(guid: guid, name: name))
+            next = try service.nextVariable(afterGUID: guid, name: message.buffer.span.extracting(name))
         } catch {
             return failure(error)
         }
@@ -201,13 +210,23 @@ enum SMMVariableHandler {
         guard let end = CheckedSize.add(L.Access.minimumLength, nameSize, dataSize), end <= length else {
             return failure(.badBufferSize)
         }
-        guard let name = parseName(message, at: L.Access.name, size: nameSize) else {
+        guard let nameRange = nameBytes(message, at: L.Access.name, size: nameSize) else {
             return failure(.invalidParameter)
+        }
+        // A write to a stored variable reuses its key; only a new name is built from the bytes.
+        let key: VariableKey
+        if let stored = service.storedKey(guid: guid, name: message.buffer.span.extracting(nameRange)) {
+            key = stored
+        } else {
+            guard let name = parseName(message, at: L.Access.name, size: nameSize) else {
+                return failure(.invalidParameter)
+            }
+            key = VariableKey(guid: guid, name: name)
         }
         let dataStart = L.Access.name + Int(nameSize)
         let data = Array(message.buffer[dataStart ..< dataStart + Int(dataSize)])
         do {
-            try service.setVariable(VariableKey(guid: guid, name: name), attributes: attributes, data: data)
+            try service.setVariable(key, attributes: attributes, data: data)
         } catch {
             return failure(error)
         }

@@ -180,23 +180,51 @@ public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVol
 
     public func getVariable(_ key: VariableKey) throws(EFIStatus) -> Variable {
         // edk2 answers an empty name with EFI_NOT_FOUND (Variable.c: VariableServiceGetVariable).
-        guard !key.name.isEmpty, let variable = store.variable(for: key), isVisible(variable) else {
-            throw .notFound
-        }
+        try visible(key.name.isEmpty ? nil : variables.store.variable(for: key))
+    }
+
+    /// GetVariable for a name as a request carries it: its UCS-2LE code units without the
+    /// terminator, already checked by `VariableName.validate`.
+    public func getVariable(guid: EFIGUID, name: Span<UInt8>) throws(EFIStatus) -> Variable {
+        try visible(name.isEmpty ? nil : variables.store.variable(guid: guid, name: name))
+    }
+
+    private func visible(_ variable: Variable?) throws(EFIStatus) -> Variable {
+        guard let variable, isVisible(variable) else { throw .notFound }
         return variable
+    }
+
+    /// The stored key for a name as a request carries it, if that variable exists: a write
+    /// that replaces a variable reuses its key instead of building the name again.
+    func storedKey(guid: EFIGUID, name: Span<UInt8>) -> VariableKey? {
+        variables.store.variable(guid: guid, name: name)?.key
     }
 
     // MARK: GetNextVariableName
 
     /// The variable after `key` in enumeration order; an empty name starts the enumeration.
     public func nextVariable(after key: VariableKey) throws(EFIStatus) -> Variable {
-        if key.name.isEmpty {
-            guard let first = store.first(visibleWalk) else { throw .notFound }
-            return first
-        }
+        let walk = visibleWalk
+        if key.name.isEmpty { return try first(walk) }
+        return try next(variables.store.successor(of: key, in: walk))
+    }
+
+    /// GetNextVariableName for a name as a request carries it (see `getVariable(guid:name:)`).
+    public func nextVariable(afterGUID guid: EFIGUID, name: Span<UInt8>) throws(EFIStatus) -> Variable {
+        let walk = visibleWalk
+        if name.isEmpty { return try first(walk) }
+        return try next(variables.store.successor(guid: guid, name: name, in: walk))
+    }
+
+    private func first(_ walk: VariableStore.Walk) throws(EFIStatus) -> Variable {
+        guard let first = variables.store.first(walk) else { throw .notFound }
+        return first
+    }
+
+    private func next(_ successor: VariableStore.Successor) throws(EFIStatus) -> Variable {
         // UEFI 2.10 §8.2: a name/GUID pair that does not exist is EFI_INVALID_PARAMETER;
         // at runtime a boot-service-only variable does not exist for the caller.
-        switch store.successor(of: key, in: visibleWalk) {
+        switch successor {
         case .found(let next): return next
         case .end: throw .notFound
         case .missing: throw .invalidParameter

@@ -1,6 +1,7 @@
 /// The in-memory variable table.
 ///
-/// Lookup by (GUID, name) is a hash-table probe: O(1) expected. Enumeration order is the order
+/// Lookup by (GUID, name) is a hash-table probe: O(1) expected, from a key or straight from a
+/// request's name bytes. Enumeration order is the order
 /// of last write, kept as doubly linked lists threaded through a slot array: one through every
 /// variable, and one through the runtime-visible ones (RUNTIME_ACCESS set), which are all a
 /// caller sees after ExitBootServices. The successor of a variable is therefore one link away
@@ -21,8 +22,9 @@ public struct VariableStore: Sendable {
         var next = VariableStore.none
     }
 
-    private struct Slot: Sendable {
-        var variable: Variable
+    /// A slot's places in the two orders, kept apart from the variables so that following or
+    /// changing a link never copies a variable.
+    private struct SlotLinks: Sendable {
         var all = Links()
         var runtime = Links()
     }
@@ -32,72 +34,101 @@ public struct VariableStore: Sendable {
         var tail = VariableStore.none
     }
 
+    /// One entry of the open-addressing index: a slot and its key's hash.
+    private struct Bucket: Sendable {
+        var hash = 0
+        var position = VariableStore.none
+    }
+
     private static let none = -1
-    private var slots: [Slot?] = []
+    /// The variables by slot; nil marks a free slot.
+    private var slots: [Variable?] = []
+    private var links: [SlotLinks] = []
     private var freeSlots: [Int] = []
-    private var index: [VariableKey: Int] = [:]
+    /// (GUID, name) → slot: linear probing in a power-of-two table at most half full. A key
+    /// hashes as its GUID and its name's UCS-2LE bytes (`hash(_:_:)`), so a request's name is
+    /// looked up from its wire bytes without building a VariableName. Hasher is seeded per
+    /// process, so a guest cannot choose names that collide.
+    private var buckets: [Bucket] = []
+    public private(set) var count = 0
     private var allEnds = Ends()
     private var runtimeEnds = Ends()
 
     public init() {}
 
-    public var count: Int { index.count }
-
     public func variable(for key: VariableKey) -> Variable? {
-        guard let slot = index[key] else { return nil }
-        return slots[slot]?.variable
+        guard let position = position(of: key) else { return nil }
+        return slots[position]
     }
 
-    private static func isRuntimeVisible(_ variable: Variable) -> Bool {
-        variable.attributes.contains(.runtimeAccess)
+    /// The variable named `name` — UCS-2LE code units without the terminator, as a request
+    /// carries them — under `guid`. Bytes that are no valid name match nothing.
+    public func variable(guid: EFIGUID, name: Span<UInt8>) -> Variable? {
+        guard let position = position(guid: guid, name: name) else { return nil }
+        return slots[position]
+    }
+
+    private static func isRuntimeVisible(_ attributes: VariableAttributes) -> Bool {
+        attributes.contains(.runtimeAccess)
     }
 
     /// Stores `variable`, replacing any variable with the same key; it becomes the last one
     /// in enumeration order. Returns the variable it replaced.
     @discardableResult
     public mutating func insert(_ variable: Variable) -> Variable? {
+        let hash = Self.hash(variable.key)
+        let probe = find(hash) { $0.key == variable.key }
         // A replacement keeps its slot and index entry: one lookup, then it is relinked at the
         // tail (the overwrite every SetVariable of new data makes).
-        if let position = index[variable.key], let old = slots[position]?.variable {
-            unlink(position, runtimeVisible: Self.isRuntimeVisible(old))
-            slots[position] = Slot(variable: variable)
-            link(position)
+        if probe.found {
+            let position = buckets[probe.bucket].position
+            let old = slots[position]
+            unlink(position, runtimeVisible: Self.isRuntimeVisible(old!.attributes))
+            slots[position] = variable
+            link(position, runtimeVisible: Self.isRuntimeVisible(variable.attributes))
             return old
         }
         let position: Int
         if let reused = freeSlots.popLast() {
             position = reused
+            slots[position] = variable
         } else {
-            slots.append(nil)
-            position = slots.count - 1
+            position = slots.count
+            slots.append(variable)
+            links.append(SlotLinks())
         }
-        slots[position] = Slot(variable: variable)
-        link(position)
-        index[variable.key] = position
+        link(position, runtimeVisible: Self.isRuntimeVisible(variable.attributes))
+        count += 1
+        if 2 * count > buckets.count {
+            grow()
+            buckets[find(hash) { _ in false }.bucket] = Bucket(hash: hash, position: position)
+        } else {
+            buckets[probe.bucket] = Bucket(hash: hash, position: position)
+        }
         return nil
     }
 
     /// Appends the slot at `position` to the tail of the lists its variable belongs to.
-    private mutating func link(_ position: Int) {
-        slots[position]!.all.previous = allEnds.tail
-        if allEnds.tail != Self.none { slots[allEnds.tail]!.all.next = position } else { allEnds.head = position }
+    private mutating func link(_ position: Int, runtimeVisible: Bool) {
+        links[position].all = Links(previous: allEnds.tail)
+        if allEnds.tail != Self.none { links[allEnds.tail].all.next = position } else { allEnds.head = position }
         allEnds.tail = position
-        if Self.isRuntimeVisible(slots[position]!.variable) {
-            slots[position]!.runtime.previous = runtimeEnds.tail
-            if runtimeEnds.tail != Self.none { slots[runtimeEnds.tail]!.runtime.next = position } else { runtimeEnds.head = position }
+        if runtimeVisible {
+            links[position].runtime = Links(previous: runtimeEnds.tail)
+            if runtimeEnds.tail != Self.none { links[runtimeEnds.tail].runtime.next = position } else { runtimeEnds.head = position }
             runtimeEnds.tail = position
         }
     }
 
     /// Takes the slot at `position` out of the lists it is on (its links are left stale).
     private mutating func unlink(_ position: Int, runtimeVisible: Bool) {
-        let links = slots[position]!.all
-        if links.previous != Self.none { slots[links.previous]!.all.next = links.next } else { allEnds.head = links.next }
-        if links.next != Self.none { slots[links.next]!.all.previous = links.previous } else { allEnds.tail = links.previous }
+        let all = links[position].all
+        if all.previous != Self.none { links[all.previous].all.next = all.next } else { allEnds.head = all.next }
+        if all.next != Self.none { links[all.next].all.previous = all.previous } else { allEnds.tail = all.previous }
         if runtimeVisible {
-            let runtime = slots[position]!.runtime
-            if runtime.previous != Self.none { slots[runtime.previous]!.runtime.next = runtime.next } else { runtimeEnds.head = runtime.next }
-            if runtime.next != Self.none { slots[runtime.next]!.runtime.previous = runtime.previous } else { runtimeEnds.tail = runtime.previous }
+            let runtime = links[position].runtime
+            if runtime.previous != Self.none { links[runtime.previous].runtime.next = runtime.next } else { runtimeEnds.head = runtime.next }
+            if runtime.next != Self.none { links[runtime.next].runtime.previous = runtime.previous } else { runtimeEnds.tail = runtime.previous }
         }
     }
 
@@ -106,25 +137,31 @@ public struct VariableStore: Sendable {
     /// no variable with the same key and attributes is stored.
     @discardableResult
     public mutating func replaceInPlace(_ variable: Variable) -> Bool {
-        guard let position = index[variable.key], let old = slots[position]?.variable,
-              old.attributes == variable.attributes else { return false }
-        slots[position]!.variable = variable
+        guard let position = position(of: variable.key), slots[position]?.attributes == variable.attributes else {
+            return false
+        }
+        slots[position] = variable
         return true
     }
 
     @discardableResult
     public mutating func remove(_ key: VariableKey) -> Variable? {
-        guard let position = index.removeValue(forKey: key), let slot = slots[position] else { return nil }
-        unlink(position, runtimeVisible: Self.isRuntimeVisible(slot.variable))
+        let probe = find(Self.hash(key)) { $0.key == key }
+        guard probe.found else { return nil }
+        let position = buckets[probe.bucket].position
+        let old = slots[position]
+        unlink(position, runtimeVisible: Self.isRuntimeVisible(old!.attributes))
         slots[position] = nil
         freeSlots.append(position)
-        return slot.variable
+        removeBucket(probe.bucket)
+        count -= 1
+        return old
     }
 
     /// The first variable of `walk`.
     public func first(_ walk: Walk) -> Variable? {
         let head = walk == .all ? allEnds.head : runtimeEnds.head
-        return head == Self.none ? nil : slots[head]?.variable
+        return head == Self.none ? nil : slots[head]
     }
 
     public enum Successor: Equatable {
@@ -136,17 +173,101 @@ public struct VariableStore: Sendable {
 
     /// The variable after `key` in `walk`.
     public func successor(of key: VariableKey, in walk: Walk) -> Successor {
-        guard let position = index[key], let slot = slots[position] else { return .missing }
+        successor(of: position(of: key), in: walk)
+    }
+
+    /// The variable after the one named by `guid` and `name` (UCS-2LE code units, no
+    /// terminator) in `walk`.
+    public func successor(guid: EFIGUID, name: Span<UInt8>, in walk: Walk) -> Successor {
+        successor(of: position(guid: guid, name: name), in: walk)
+    }
+
+    private func successor(of position: Int?, in walk: Walk) -> Successor {
+        guard let position else { return .missing }
         let next: Int
         switch walk {
         case .all:
-            next = slot.all.next
+            next = links[position].all.next
         case .runtimeVisible:
-            guard Self.isRuntimeVisible(slot.variable) else { return .missing }
-            next = slot.runtime.next
+            guard let variable = slots[position], Self.isRuntimeVisible(variable.attributes) else { return .missing }
+            next = links[position].runtime.next
         }
-        guard next != Self.none, let found = slots[next]?.variable else { return .end }
+        guard next != Self.none, let found = slots[next] else { return .end }
         return .found(found)
+    }
+
+    // MARK: The index
+
+    /// A key's hash: its GUID, then its name's UCS-2LE bytes (the form a request carries).
+    private static func hash(_ guid: EFIGUID, ucs2LE name: UnsafeRawBufferPointer) -> Int {
+        var hasher = Hasher()
+        hasher.combine(guid)
+        hasher.combine(bytes: name)
+        return hasher.finalize()
+    }
+
+    private static func hash(_ key: VariableKey) -> Int {
+        #if _endian(little)
+        key.name.codeUnits.withUnsafeBytes { hash(key.guid, ucs2LE: $0) }
+        #else
+        key.name.wireBytes.dropLast(2).withUnsafeBytes { hash(key.guid, ucs2LE: $0) }
+        #endif
+    }
+
+    private func position(of key: VariableKey) -> Int? {
+        let probe = find(Self.hash(key)) { $0.key == key }
+        return probe.found ? buckets[probe.bucket].position : nil
+    }
+
+    private func position(guid: EFIGUID, name: Span<UInt8>) -> Int? {
+        let hash = name.withUnsafeBytes { Self.hash(guid, ucs2LE: $0) }
+        let probe = find(hash) { $0.key.guid == guid && $0.key.name.isEncoded(by: name) }
+        return probe.found ? buckets[probe.bucket].position : nil
+    }
+
+    /// The bucket holding the variable with `hash` that `matches` accepts, or else the empty
+    /// bucket where it would go (bucket 0 of an empty table).
+    private func find(_ hash: Int, matching matches: (Variable) -> Bool) -> (bucket: Int, found: Bool) {
+        guard !buckets.isEmpty else { return (0, false) }
+        let mask = buckets.count - 1
+        var bucket = hash & mask
+        // Never full (at most half), so the probe meets an empty bucket.
+        while true {
+            let entry = buckets[bucket]
+            if entry.position == Self.none { return (bucket, false) }
+            if entry.hash == hash, let variable = slots[entry.position], matches(variable) { return (bucket, true) }
+            bucket = (bucket + 1) & mask
+        }
+    }
+
+    /// Doubles the table and reinserts every entry by its stored hash.
+    private mutating func grow() {
+        let old = buckets
+        buckets = Array(repeating: Bucket(), count: max(16, 2 * old.count))
+        let mask = buckets.count - 1
+        for entry in old where entry.position != Self.none {
+            var bucket = entry.hash & mask
+            while buckets[bucket].position != Self.none { bucket = (bucket + 1) & mask }
+            buckets[bucket] = entry
+        }
+    }
+
+    /// Empties `bucket` and shifts back the entries after it that probed past it, so every
+    /// entry stays reachable from its home bucket without tombstones.
+    private mutating func removeBucket(_ bucket: Int) {
+        let mask = buckets.count - 1
+        var hole = bucket
+        var next = (bucket + 1) & mask
+        while buckets[next].position != Self.none {
+            let home = buckets[next].hash & mask
+            // The entry may fill the hole if the hole lies on its probe path (home … next).
+            if (next - home) & mask >= (next - hole) & mask {
+                buckets[hole] = buckets[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        buckets[hole] = Bucket()
     }
 
     /// Every variable in enumeration order.
@@ -154,9 +275,9 @@ public struct VariableStore: Sendable {
         var out: [Variable] = []
         out.reserveCapacity(count)
         var position = allEnds.head
-        while position != Self.none, let slot = slots[position] {
-            out.append(slot.variable)
-            position = slot.all.next
+        while position != Self.none, let variable = slots[position] {
+            out.append(variable)
+            position = links[position].all.next
         }
         return out
     }

@@ -180,54 +180,64 @@ public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCry
     private var dmaAddress: UInt64 { UInt64(dmaAddressHigh) << 32 | UInt64(dmaAddressLow) }
 
     private func processMM(viaDMA: Bool) -> UEFIVarsStatus {
+        // Every access to a class property is checked at run time: the request copy, guest
+        // memory and the PIO buffer are each handed over once for the whole request, and the
+        // registers read once.
+        Self.processMM(viaDMA: viaDMA, request: &working, memory: &memory, pio: &pioBuffer,
+                       address: dmaAddress, capacity: bufferSize, service: service)
+    }
+
+    private static func processMM(viaDMA: Bool, request: inout MMRequestCopy, memory: inout Memory, pio: inout [UInt8],
+                                  address: UInt64, capacity: UInt32,
+                                  service: VariableService<Crypto, Journal>) -> UEFIVarsStatus {
         let headerSize = MMCommunicateHeader.size
-        guard bufferSize >= UInt32(headerSize), working.capacity == Int(bufferSize) else { return .errorBadBufferSize }
+        guard capacity >= UInt32(headerSize), request.capacity == Int(capacity) else { return .errorBadBufferSize }
 
         // 1. The header, once. MessageLength is taken from this copy and never re-read.
         //    A buffer that would wrap around the top of the address space is no guest buffer.
-        if viaDMA && CheckedSize.add(dmaAddress, UInt64(headerSize)) == nil { return .errorUnknown }
-        working.willWrite(upTo: headerSize)
+        if viaDMA && CheckedSize.add(address, UInt64(headerSize)) == nil { return .errorUnknown }
+        request.willWrite(upTo: headerSize)
         if viaDMA {
             do throws(GuestMemoryError) {
-                try memory.read(dmaAddress, into: &working.bytes, at: 0, count: headerSize)
+                try memory.read(address, into: &request.bytes, at: 0, count: headerSize)
             } catch {
                 return .errorUnknown
             }
         } else {
-            working.bytes.replaceSubrange(0..<headerSize, with: pioBuffer[0..<headerSize])
+            request.bytes.replaceSubrange(0..<headerSize, with: pio[0..<headerSize])
         }
-        let messageLength = LittleEndian.load(UInt64.self, from: working.bytes, at: MMCommunicateHeader.messageLengthOffset) ?? 0
-        guard let total = CheckedSize.add(UInt64(headerSize), messageLength), total <= UInt64(bufferSize) else {
+        let messageLength = LittleEndian.load(UInt64.self, from: request.bytes, at: MMCommunicateHeader.messageLengthOffset) ?? 0
+        guard let total = CheckedSize.add(UInt64(headerSize), messageLength), total <= UInt64(capacity) else {
             return .errorBadBufferSize
         }
-        if viaDMA && CheckedSize.add(dmaAddress, total) == nil { return .errorUnknown }
+        if viaDMA && CheckedSize.add(address, total) == nil { return .errorUnknown }
         let requestEnd = Int(total)
         // 2. The body, once, right after the header in the same private copy.
-        working.willWrite(upTo: requestEnd)
+        request.willWrite(upTo: requestEnd)
         if viaDMA {
             do throws(GuestMemoryError) {
-                try memory.read(dmaAddress &+ UInt64(headerSize), into: &working.bytes, at: headerSize,
+                try memory.read(address &+ UInt64(headerSize), into: &request.bytes, at: headerSize,
                                 count: requestEnd - headerSize)
             } catch {
                 return .errorUnknown
             }
         } else {
-            working.bytes.replaceSubrange(headerSize..<requestEnd, with: pioBuffer[headerSize..<requestEnd])
+            request.bytes.replaceSubrange(headerSize..<requestEnd, with: pio[headerSize..<requestEnd])
         }
         // Fields past MessageLength read as zero, as in QEMU's zero-filled working buffer.
-        working.clear(from: requestEnd)
+        request.clear(from: requestEnd)
 
-        let result = MMDispatcher.dispatch(&working.bytes, service: service)
+        let result = MMDispatcher.dispatch(&request.bytes, service: service)
 
         // 3. The reply has exactly the request's length.
         if viaDMA {
             do throws(GuestMemoryError) {
-                try memory.write(dmaAddress, from: working.bytes, range: 0..<requestEnd)
+                try memory.write(address, from: request.bytes, range: 0..<requestEnd)
             } catch {
                 return .errorUnknown
             }
         } else {
-            pioBuffer.replaceSubrange(0..<requestEnd, with: working.bytes[0..<requestEnd])
+            pio.replaceSubrange(0..<requestEnd, with: request.bytes[0..<requestEnd])
         }
         switch result {
         case .handled: return .success

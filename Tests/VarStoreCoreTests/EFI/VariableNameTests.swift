@@ -33,4 +33,38 @@ import Testing
     @Test func emptyNameIsOneNul() throws {
         #expect(try VariableName.parse([0, 0], at: 0, size: 2).get().isEmpty)
     }
+
+    /// The check a lookup from request bytes makes gives parse's verdict on every input.
+    @Test func validateAgreesWithParse() {
+        let cases: [([UInt8], Int, UInt64)] = [
+            (ucs2("Boot0001") + [0x41, 0x00], 0, 20), (ucs2("A"), 0, 3), (ucs2("A"), 0, 0), (ucs2("AB"), 0, 4),
+            (ucs2("AB"), 0, 8), (ucs2("AB"), 0, UInt64.max - 1), (le16(0x0041) + le16(0xD800) + [0, 0], 0, 6),
+            (le16(0xDFFF) + [0, 0], 0, 4), (le16(0xD7FF) + le16(0xE000) + [0, 0], 0, 6), ([0, 0], 0, 2),
+            ([9, 9] + ucs2("X"), 2, 4), ([9, 9] + ucs2("X"), 3, 4), (ucs2("X"), -2, 4),
+        ]
+        for (bytes, offset, size) in cases {
+            switch (VariableName.parse(bytes, at: offset, size: size), VariableName.validate(bytes, at: offset, size: size)) {
+            case (.success(let name), .success(let range)):
+                #expect(range.lowerBound == offset && Array(bytes[range]) == name.wireBytes.dropLast(2))
+            case (.failure(let parsed), .failure(let validated)):
+                #expect(parsed == validated)
+            default:
+                Issue.record("parse and validate disagree on \(bytes) at \(offset), size \(size)")
+            }
+        }
+    }
+
+    func encodes(_ name: VariableName, _ bytes: [UInt8]) -> Bool { name.isEncoded(by: bytes.span) }
+
+    @Test func isEncodedByComparesEveryUnitAndTheLength() {
+        let name = VariableName("Boot0001")!
+        #expect(encodes(name, Array(ucs2("Boot0001").dropLast(2))))
+        #expect(!encodes(name, Array(ucs2("Boot0002").dropLast(2))))
+        #expect(!encodes(name, Array(ucs2("Boot000").dropLast(2))))
+        #expect(!encodes(name, ucs2("Boot0001")))  // the terminator is not part of it
+        // The same bytes read big-endian are other units.
+        #expect(!encodes(VariableName(codeUnits: [0x4100])!, [0x41, 0x00]))
+        #expect(encodes(VariableName(codeUnits: [0x0141])!, [0x41, 0x01]))
+        #expect(encodes(VariableName.empty, [UInt8]()))
+    }
 }

@@ -83,4 +83,37 @@ import Testing
         #expect(status == Status.bufferTooSmall)
         #expect(u64(payload, 32) == 4)
     }
+
+    /// UEFI 2.10 §8.2 and QEMU: a name must be NUL-terminated UCS-2 without surrogates; the
+    /// lookups that read the name straight from the request refuse the same names as before.
+    @Test func namesWithASurrogateOrNoTerminatorAreInvalidParameters() {
+        let rig = Rig()
+        #expect(rig.set("A", attributes: Attr.bsRt, data: [1]) == Status.success)
+        let surrogate = le16(0x0041) + le16(0xD800) + [0, 0]
+        let unterminated = le16(0x0041)
+        for name in [surrogate, unterminated] {
+            #expect(rig.call(1, accessVariable(name: name, dataSize: 8, data: [UInt8](repeating: 0, count: 8))).status
+                    == Status.invalidParameter)
+            #expect(rig.call(2, nextName(nameSize: UInt64(name.count), name: name)).status == Status.invalidParameter)
+            #expect(rig.call(3, accessVariable(name: name, dataSize: 1, attributes: Attr.bsRt, data: [1])).status
+                    == Status.invalidParameter)
+        }
+        #expect(rig.names() == ["A"])
+    }
+
+    /// The bytes after the terminator inside NameSize are no part of the name (edk2 StrSize).
+    @Test func bytesAfterTheTerminatorAreIgnoredByEveryLookup() {
+        let rig = Rig()
+        #expect(rig.set("A", attributes: Attr.bsRt, data: [1]) == Status.success)
+        #expect(rig.set("B", attributes: Attr.bsRt, data: [2]) == Status.success)
+        let padded = ucs2("A") + ucs2("Z")
+        let read = rig.call(1, accessVariable(name: padded, dataSize: 1, data: [0]))
+        #expect(read.status == Status.success && read.payload[52 + padded.count] == 1)
+        let next = rig.call(2, nextName(nameSize: UInt64(padded.count), name: padded))
+        #expect(next.status == Status.success && Array(next.payload[40 ..< 44]) == ucs2("B"))
+        // An overwrite through the padded name replaces A rather than creating another.
+        #expect(rig.call(3, accessVariable(name: padded, dataSize: 1, attributes: Attr.bsRt, data: [3])).status
+                == Status.success)
+        #expect(rig.names() == ["B", "A"] && rig.get("A").data == [3])
+    }
 }

@@ -61,4 +61,62 @@ import Testing
         #expect(names.prefix(3) == ["V1", "V3", "V5"])
         #expect(names.suffix(2) == ["N8", "N9"])
     }
+
+    func nameBytes(_ name: String) -> [UInt8] { Array(ucs2(name).dropLast(2)) }
+
+    func lookup(_ store: VariableStore, _ guid: EFIGUID, _ name: [UInt8]) -> Variable? {
+        store.variable(guid: guid, name: name.span)
+    }
+
+    func successor(_ store: VariableStore, _ guid: EFIGUID, _ name: [UInt8]) -> VariableStore.Successor {
+        store.successor(guid: guid, name: name.span, in: .all)
+    }
+
+    @Test func lookupFromNameBytesFindsWhatTheKeyFinds() {
+        var store = VariableStore()
+        for name in ["A", "B", "Boot0001", "\u{00E9}t\u{00E9}"] { store.insert(variable(name)) }
+        for name in ["A", "B", "Boot0001", "\u{00E9}t\u{00E9}"] {
+            #expect(lookup(store, .globalVariable, nameBytes(name)) == variable(name))
+        }
+        #expect(successor(store, .globalVariable, nameBytes("A")) == .found(variable("B")))
+        #expect(successor(store, .globalVariable, nameBytes("Z")) == .missing)
+    }
+
+    @Test func lookupFromNameBytesMatchesTheWholeKeyOnly() {
+        var store = VariableStore()
+        store.insert(variable("Boot0001"))
+        #expect(lookup(store, .imageSecurityDatabase, nameBytes("Boot0001")) == nil)
+        #expect(lookup(store, .globalVariable, nameBytes("Boot000")) == nil)
+        #expect(lookup(store, .globalVariable, nameBytes("Boot00010")) == nil)
+        #expect(lookup(store, .globalVariable, ucs2("Boot0001")) == nil)  // with its NUL
+        #expect(lookup(store, .globalVariable, Array(nameBytes("Boot0001").dropFirst())) == nil)
+        #expect(lookup(store, .globalVariable, [UInt8]()) == nil)
+    }
+
+    /// Inserts, replacements and removals in a pseudo-random order, checked against a
+    /// dictionary: exercises the index's growth, its probe chains and the backward shift that
+    /// closes a removed entry's gap.
+    @Test func indexAgreesWithADictionaryThroughChurn() {
+        var store = VariableStore()
+        var reference: [String: [UInt8]] = [:]
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for step in 0 ..< 4000 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let name = "V\(state >> 55)"
+            if state & 0x300 == 0 {
+                #expect((store.remove(variable(name).key) != nil) == (reference.removeValue(forKey: name) != nil))
+            } else {
+                let data = [UInt8(truncatingIfNeeded: step)]
+                store.insert(variable(name, data))
+                reference[name] = data
+            }
+        }
+        #expect(store.count == reference.count)
+        #expect(store.all.count == reference.count)
+        for index in 0 ..< 512 {
+            let name = "V\(index)"
+            #expect(store.variable(for: variable(name).key)?.data == reference[name])
+            #expect(lookup(store, .globalVariable, nameBytes(name))?.data == reference[name])
+        }
+    }
 }
