@@ -43,8 +43,13 @@ struct WitnessEndToEndTests {
             return (uuid, generation, digest, keyBytes)
         }
 
+        /// A simulator that has finished opening the image (asked the witness for the minimum,
+        /// replayed the log) before this returns, as a booted VM has: its first qtest reply
+        /// comes only after that, or never if it refused the image.
         func vm(_ witness: WitnessServer, path: String? = nil) throws -> SimulatedVM {
-            try SimulatedVM(["--image", path ?? self.path, "--key-file", keyFile, "--witness", witness.url.absoluteString])
+            let vm = try SimulatedVM(["--image", path ?? self.path, "--key-file", keyFile, "--witness", witness.url.absoluteString])
+            _ = vm.command("endianness")
+            return vm
         }
 
         func copy(to name: String) throws -> String {

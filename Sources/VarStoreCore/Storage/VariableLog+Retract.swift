@@ -21,6 +21,10 @@ extension VariableLog {
     public func commitRetractably(_ changes: [JournalChange]) throws(StorageError) -> Retraction {
         try ensureWritable()
         try adoptUnnamedCheckpoint()
+        // A version-1 store's first write upgrades it (a compaction that moves a superblock):
+        // done here, before the position is saved, so the commit itself only appends records
+        // and can be taken back. The upgrade holds the same variables, so it need not be.
+        try upgrade()
         // The same room check as `commit`, made before the position is saved: a compaction
         // cannot be taken back (it holds the same variables, so it need not be).
         var payloads: [Int] = [0]

@@ -60,6 +60,28 @@ import VarStoreHost
         #expect(answers == 1 && witnessed.isPending && log.generation == before.0 + 1)
     }
 
+    /// A version-1 store upgrades on its first write (a compaction that moves a superblock).
+    /// When that write is a witnessed commit the witness refuses, the upgrade must come before
+    /// the retraction point, or the refused records could not be erased and would replay at
+    /// the next open.
+    @Test func aRefusedWitnessedFirstWriteToAVersionOneStoreIsRetracted() throws {
+        let old = try Log.format(device: MemoryFlash(size: 256 << 10), crypto: Libcrypto(), volumeKey: Self.key,
+                                 binding: Self.uuid, version: .volumeKeyDerived)
+        let log = try Log.open(device: MemoryFlash(bytes: old.device.bytes), crypto: Libcrypto(), volumeKey: Self.key,
+                               binding: Self.uuid)
+        #expect(log.storeVersion == .volumeKeyDerived)
+        let witnessed = WitnessedLog(log: log, witnessKey: SecretBytes([UInt8](repeating: 3, count: 32)),
+                                     anchor: (log.generation, log.digest), witness: ClosureWitness { _ in false })
+        #expect(throws: StorageError.flash(.ioError)) { try witnessed.commit([Self.dbx([1])]) }
+        #expect(log.live.variable(for: SecureBootVariable.dbx) == nil)
+        // Still writable: the retraction erased the records instead of giving up.
+        try log.commit([Self.plain([2])])
+        let reopened = try Log.open(device: log.device, crypto: Libcrypto(), volumeKey: Self.key, binding: Self.uuid)
+        #expect(reopened.storeVersion == .masterKey)
+        #expect(reopened.live.variable(for: SecureBootVariable.dbx) == nil)
+        #expect(reopened.live.all.map(\.name.text) == ["Plain"])
+    }
+
     @Test func reportLostToAPowerCutIsResentAtOpen() throws {
         let log = try Log.format(device: MemoryFlash(size: 256 << 10), crypto: Libcrypto(), volumeKey: Self.key, binding: Self.uuid)
         let witnessKey = SecretBytes([UInt8](repeating: 3, count: 32))
