@@ -130,6 +130,50 @@ extension Libcrypto: StorageCrypto {
         return out
     }
 
+    /// One context for the whole run: the key schedule (and OpenSSL 3's cipher fetch) once,
+    /// then only the tweak is set again for each sector.
+    public func aesXTS(encrypt: Bool, key: [UInt8], firstSector: UInt64, sectorBytes: Int, data: [UInt8]) -> [UInt8]? {
+        defer { ERR_clear_error() }
+        let cipher: OpaquePointer?
+        switch key.count {
+        case 32: cipher = EVP_aes_128_xts()
+        case 64: cipher = EVP_aes_256_xts()
+        default: return nil
+        }
+        guard sectorBytes >= 16, sectorBytes < Int(Int32.max), data.count % sectorBytes == 0 else { return nil }
+        if data.isEmpty { return [] }
+        guard let context = EVP_CIPHER_CTX_new() else { return nil }
+        defer { EVP_CIPHER_CTX_free(context) }
+        guard EVP_CipherInit_ex(context, cipher, nil, key, nil, encrypt ? 1 : 0) == 1 else { return nil }
+        var iv = [UInt8](repeating: 0, count: 16)
+        var out = [UInt8](repeating: 0, count: data.count + 16)
+        var ok = true
+        out.withUnsafeMutableBufferPointer { output in
+            data.withUnsafeBufferPointer { input in
+                var sector = firstSector
+                var index = 0
+                while ok && index < data.count {
+                    // plain64: the sector number, little-endian, in the first 8 bytes of the IV.
+                    for byte in 0..<8 { iv[byte] = UInt8(truncatingIfNeeded: sector >> (8 * UInt64(byte))) }
+                    var length: Int32 = 0, finalLength: Int32 = 0
+                    ok = EVP_CipherInit_ex(context, nil, nil, nil, iv, -1) == 1
+                        && EVP_CipherUpdate(context, output.baseAddress! + index, &length,
+                                            input.baseAddress! + index, Int32(sectorBytes)) == 1
+                        && EVP_CipherFinal_ex(context, output.baseAddress! + index + Int(length), &finalLength) == 1
+                        && Int(length + finalLength) == sectorBytes
+                    index += sectorBytes
+                    sector &+= 1
+                }
+            }
+        }
+        guard ok else {
+            SecretBytes.zero(&out)
+            return nil
+        }
+        out.removeLast(16)
+        return out
+    }
+
     public func randomBytes(_ count: Int) -> [UInt8]? {
         guard count >= 0, count < Int(Int32.max) else { return nil }
         var out = [UInt8](repeating: 0, count: count)

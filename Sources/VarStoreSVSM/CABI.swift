@@ -91,6 +91,9 @@ struct PlatformCrypto: AuthenticationCrypto, StorageCrypto {
     func aesXTS(encrypt: Bool, key: [UInt8], sector: UInt64, data: [UInt8]) -> [UInt8]? {
         libcrypto.aesXTS(encrypt: encrypt, key: key, sector: sector, data: data)
     }
+    func aesXTS(encrypt: Bool, key: [UInt8], firstSector: UInt64, sectorBytes: Int, data: [UInt8]) -> [UInt8]? {
+        libcrypto.aesXTS(encrypt: encrypt, key: key, firstSector: firstSector, sectorBytes: sectorBytes, data: data)
+    }
     func randomBytes(_ count: Int) -> [UInt8]? {
         guard let random = platform.random, count >= 0 else { return nil }
         var out = [UInt8](repeating: 0, count: count)

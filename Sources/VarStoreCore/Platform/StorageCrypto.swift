@@ -15,7 +15,29 @@ public protocol StorageCrypto {
     /// One dm-crypt "aes-xts-plain64" sector: `key` is 32 or 64 bytes (AES-128/256-XTS), the
     /// tweak is the 64-bit little-endian sector number. nil if the key or length is unusable.
     func aesXTS(encrypt: Bool, key: [UInt8], sector: UInt64, data: [UInt8]) -> [UInt8]?
+    /// A run of consecutive sectors of `sectorBytes` each, the first numbered `firstSector`:
+    /// exactly `aesXTS(encrypt:key:sector:data:)` on each in turn (the default does that), but a
+    /// platform can set the key up once for the run. nil if any sector fails.
+    func aesXTS(encrypt: Bool, key: [UInt8], firstSector: UInt64, sectorBytes: Int, data: [UInt8]) -> [UInt8]?
     /// Fresh random bytes (nonces); nil if the platform has none to give, which the store
     /// reports as an error rather than sealing with a predictable nonce.
     func randomBytes(_ count: Int) -> [UInt8]?
+}
+
+extension StorageCrypto {
+    public func aesXTS(encrypt: Bool, key: [UInt8], firstSector: UInt64, sectorBytes: Int, data: [UInt8]) -> [UInt8]? {
+        guard sectorBytes > 0, data.count % sectorBytes == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(data.count)
+        var sector = firstSector
+        var index = 0
+        while index < data.count {
+            guard let block = aesXTS(encrypt: encrypt, key: key, sector: sector,
+                                     data: Array(data[index ..< index + sectorBytes])) else { return nil }
+            out += block
+            index += sectorBytes
+            sector &+= 1
+        }
+        return out
+    }
 }

@@ -42,33 +42,16 @@ public struct EncryptedSegment<Device: Flash, Crypto: StorageCrypto>: Flash {
     public mutating func read(at position: UInt64, count: Int) throws(FlashError) -> [UInt8] {
         guard aligned(position, count) else { throw .outOfRange }
         let cipher = try device.read(at: offset + position, count: count)
-        var plain: [UInt8] = []
-        plain.reserveCapacity(count)
-        var sector = position / UInt64(Self.sectorBytes)
-        var index = 0
-        while index < count {
-            guard let block = crypto.aesXTS(encrypt: false, key: volumeKey.bytes, sector: sector,
-                                            data: Array(cipher[index ..< index + Self.sectorBytes])) else { throw .ioError }
-            plain += block
-            index += Self.sectorBytes
-            sector += 1
-        }
+        // One call per run of sectors: the platform sets the key up once, not once a sector.
+        guard let plain = crypto.aesXTS(encrypt: false, key: volumeKey.bytes, firstSector: position / UInt64(Self.sectorBytes),
+                                        sectorBytes: Self.sectorBytes, data: cipher), plain.count == count else { throw .ioError }
         return plain
     }
 
     public mutating func write(_ bytes: [UInt8], at position: UInt64) throws(FlashError) {
         guard aligned(position, bytes.count) else { throw .outOfRange }
-        var cipher: [UInt8] = []
-        cipher.reserveCapacity(bytes.count)
-        var sector = position / UInt64(Self.sectorBytes)
-        var index = 0
-        while index < bytes.count {
-            guard let block = crypto.aesXTS(encrypt: true, key: volumeKey.bytes, sector: sector,
-                                            data: Array(bytes[index ..< index + Self.sectorBytes])) else { throw .ioError }
-            cipher += block
-            index += Self.sectorBytes
-            sector += 1
-        }
+        guard let cipher = crypto.aesXTS(encrypt: true, key: volumeKey.bytes, firstSector: position / UInt64(Self.sectorBytes),
+                                         sectorBytes: Self.sectorBytes, data: bytes), cipher.count == bytes.count else { throw .ioError }
         try device.write(cipher, at: offset + position)
     }
 
