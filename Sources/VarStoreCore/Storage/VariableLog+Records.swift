@@ -71,8 +71,12 @@ extension VariableLog {
 
     /// The authenticated header of a record starting at `logSector`, if one does.
     func readHeader(at logSector: UInt64) throws(StorageError) -> RecordHeader? {
-        let first = try readSectors(1, atSegmentSector: Self.superblockSectors + logSector)
-        guard Array(first[0..<4]) == Self.recordMagic,
+        header(in: try readSectors(1, atSegmentSector: Self.superblockSectors + logSector), at: logSector)
+    }
+
+    /// The authenticated header in `first`, the sector at `logSector`, if it holds one.
+    func header(in first: [UInt8], at logSector: UInt64) -> RecordHeader? {
+        guard first.count >= Self.headerBytes, Array(first[0..<4]) == Self.recordMagic,
               let plain = crypto.openAES256GCM(key: keys.header.bytes, nonce: Array(first[4..<16]),
                                                additionalData: headerAAD(logSector), sealed: Array(first[16..<64])),
               plain.count == 32,
@@ -194,16 +198,27 @@ extension VariableLog {
         // Each record is flushed before the next is written, so one two generations past the
         // chain's end — anywhere in the free part of the log — was written after the next
         // record was durable: the chain was cut (one generation past may be a torn write).
+        // Read in runs of up to `scanRun` sectors (one XTS call each); every sector is still
+        // decrypted and its header checked.
         var scan = head
-        while scan != tail || (used != logSectors && scan == head && scan != tail) {
-            if let header = try readHeader(at: scan), header.generation > generation + 1 {
-                throw .tampered("a record beyond the end of the chain authenticates")
+        var remaining = head == tail ? 0 : (head < tail ? tail - head : logSectors - head + tail)
+        while remaining > 0 {
+            let run = min(remaining, logSectors - scan, Self.scanRun)
+            let sectors = try readSectors(run, atSegmentSector: Self.superblockSectors + scan)
+            for index in 0..<Int(run) {
+                let first = Array(sectors[index * Self.sectorBytes ..< (index + 1) * Self.sectorBytes])
+                if let found = header(in: first, at: scan + UInt64(index)), found.generation > generation + 1 {
+                    throw .tampered("a record beyond the end of the chain authenticates")
+                }
             }
-            scan += 1
+            scan += run
             if scan == logSectors { scan = 0 }
-            if scan == head { break }
+            remaining -= run
         }
     }
+
+    /// Sectors the scan past the chain's end decrypts per read.
+    static var scanRun: UInt64 { 64 }
 
     func apply(encoded parts: [[UInt8]]) throws(StorageError) {
         for changes in parts {
