@@ -102,32 +102,10 @@ extension Libcrypto: StorageCrypto {
         return out
     }
 
+    /// One sector: a run of one, whatever its length (at least 16 bytes, as XTS needs).
     public func aesXTS(encrypt: Bool, key: [UInt8], sector: UInt64, data: [UInt8]) -> [UInt8]? {
-        defer { ERR_clear_error() }
-        let cipher: OpaquePointer?
-        switch key.count {
-        case 32: cipher = EVP_aes_128_xts()
-        case 64: cipher = EVP_aes_256_xts()
-        default: return nil
-        }
-        guard data.count >= 16, data.count < Int(Int32.max), let context = EVP_CIPHER_CTX_new() else { return nil }
-        defer { EVP_CIPHER_CTX_free(context) }
-        // plain64: the sector number, little-endian, in the first 8 bytes of the 16-byte IV.
-        var iv = [UInt8](repeating: 0, count: 16)
-        for index in 0..<8 { iv[index] = UInt8(truncatingIfNeeded: sector >> (8 * UInt64(index))) }
-        var out = [UInt8](repeating: 0, count: data.count + 16)
-        var length: Int32 = 0, finalLength: Int32 = 0
-        let ok = EVP_CipherInit_ex(context, cipher, nil, key, iv, encrypt ? 1 : 0) == 1
-            && out.withUnsafeMutableBufferPointer { EVP_CipherUpdate(context, $0.baseAddress, &length, data, Int32(data.count)) } == 1
-            && out.withUnsafeMutableBufferPointer { EVP_CipherFinal_ex(context, $0.baseAddress! + Int(length), &finalLength) } == 1
-        guard ok, Int(length + finalLength) == data.count else {
-            SecretBytes.zero(&out)
-            return nil
-        }
-        // Trimmed in place rather than copied: a decrypted keyslot sector is key material, and
-        // a copy would leave the original in freed memory.
-        out.removeLast(16)
-        return out
+        guard data.count >= 16 else { return nil }
+        return aesXTS(encrypt: encrypt, key: key, firstSector: sector, sectorBytes: data.count, data: data)
     }
 
     /// One context for the whole run: the key schedule (and OpenSSL 3's cipher fetch) once,
@@ -170,6 +148,8 @@ extension Libcrypto: StorageCrypto {
             SecretBytes.zero(&out)
             return nil
         }
+        // Trimmed in place rather than copied: a decrypted keyslot sector is key material, and
+        // a copy would leave the original in freed memory.
         out.removeLast(16)
         return out
     }
