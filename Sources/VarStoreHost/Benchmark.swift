@@ -310,23 +310,60 @@ public struct Benchmark {
     /// cycles) and heap allocations per request.
     private func mixedStream() -> (rate: Double, allocations: Double?) {
         let rig = Rig(variables: MixedStream.variables)
-        let keys = (0..<MixedStream.variables).map(Rig.key)
-        let gets = keys.map(Rig.getRequest)
-        let nexts = keys.map(Rig.getNextRequest(after:))
-        let sets = keys.map { Rig.setRequest($0, attributes: 0x06) }
-        var random = SplitMix64(state: MixedStream.seed)
-        let stream: [Request] = (0..<MixedStream.operations).map { _ in
-            let roll = Int(random.next() % 100)
-            let target = Int(random.next() % UInt64(MixedStream.variables))
-            if roll < MixedStream.getPercent { return gets[target] }
-            if roll < MixedStream.getPercent + MixedStream.getNextPercent { return nexts[target] }
-            return sets[target]
-        }
+        let stream = Self.mixedRequests((0..<MixedStream.variables).map(Rig.key))
         var cycles: [Double] = []
         for _ in 0..<MixedStream.passes {
             cycles.append(time(rig, stream.count, "mixed stream") { stream[$0] })
         }
         let median = cycles.sorted()[cycles.count / 2]
         return (1e9 / median, allocations(rig, "mixed stream") { stream[$0] })
+    }
+
+    /// The stream's fixed sequence of `MixedStream.operations` requests over `keys`.
+    static func mixedRequests(_ keys: [VariableKey]) -> [Request] {
+        let gets = keys.map(Rig.getRequest)
+        let nexts = keys.map(Rig.getNextRequest(after:))
+        let sets = keys.map { Rig.setRequest($0, attributes: 0x06) }
+        var random = SplitMix64(state: MixedStream.seed)
+        return (0..<MixedStream.operations).map { _ in
+            let roll = Int(random.next() % 100)
+            let target = Int(random.next() % UInt64(keys.count))
+            if roll < MixedStream.getPercent { return gets[target] }
+            if roll < MixedStream.getPercent + MixedStream.getNextPercent { return nexts[target] }
+            return sets[target]
+        }
+    }
+}
+
+extension Benchmark {
+    /// One workload alone, for a profiler (`varstore bench --profile KIND`): no timing, no
+    /// report. Under `valgrind --tool=callgrind` the instruction count of two runs with
+    /// different `requests` gives the cost of one request without the set-up.
+    public enum Workload: String, CaseIterable, Sendable {
+        case getVariable = "get", getNext = "getnext", setVariable = "set", mixed, open
+    }
+
+    public static func profile(_ workload: Workload, requests: Int) {
+        switch workload {
+        case .open:
+            guard let image = try? ImageRig() else { preconditionFailure("benchmark: no image rig") }
+            _ = try? image.openFullImage { _, body in
+                for index in 0..<requests { body(index) }
+                return 0
+            }
+            return
+        default: break
+        }
+        let rig = Rig(variables: MixedStream.variables)
+        let keys = (0..<MixedStream.variables).map(Rig.key)
+        let order = randomIndices(MixedStream.operations, below: MixedStream.variables, seed: MixedStream.seed)
+        let stream: [Request]
+        switch workload {
+        case .getVariable: stream = order.map { Rig.getRequest(keys[$0]) }
+        case .getNext: stream = order.map { Rig.getNextRequest(after: keys[$0]) }
+        case .setVariable: stream = order.map { Rig.setRequest(keys[$0], attributes: 0x06) }
+        default: stream = mixedRequests(keys)
+        }
+        rig.run(requests, "profile") { stream[$0 % stream.count] }
     }
 }

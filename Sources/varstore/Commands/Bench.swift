@@ -12,7 +12,17 @@ struct Bench: ParsableCommand {
     @Option(help: "Calls per measured operation.")
     var iterations = 20_000
 
+    @Option(help: ArgumentHelp("Run one workload alone, untimed, for a profiler: \(Benchmark.Workload.allCases.map(\.rawValue).joined(separator: ", ")).", visibility: .hidden))
+    var profile: Benchmark.Workload?
+
+    @Option(help: ArgumentHelp("Requests (image opens for `open`) the profiled workload runs.", visibility: .hidden))
+    var requests = 100_000
+
     func run() throws {
+        if let profile {
+            Benchmark.profile(profile, requests: requests)
+            return
+        }
         // The executable's malloc interposer (Sources/CAllocationCounter); -1 where it cannot count.
         let counting = varstore_allocation_count() >= 0
         let report = Benchmark(iterations: iterations,
@@ -20,3 +30,5 @@ struct Bench: ParsableCommand {
         print(json ? Benchmark.json(report) : Benchmark.table(report))
     }
 }
+
+extension Benchmark.Workload: ExpressibleByArgument {}
