@@ -25,7 +25,12 @@ public enum MMDispatchResult: Sendable, Equatable {
 /// Handlers answer in place and never write past 24 + MessageLength, so the reply always has
 /// the request's length (QEMU's device and edk2's driver both rely on that).
 public enum MMDispatcher {
+    /// One request, one exclusive access to the service's state (VariableService.swift).
     public static func dispatch<C: AuthenticationCrypto, J: NonVolatileJournal>(_ buffer: inout [UInt8], service: VariableService<C, J>) -> MMDispatchResult {
+        dispatch(&buffer, state: &service.state)
+    }
+
+    public static func dispatch<C: AuthenticationCrypto, J: NonVolatileJournal>(_ buffer: inout [UInt8], state service: inout VariableServiceState<C, J>) -> MMDispatchResult {
         guard buffer.count >= MMCommunicateHeader.size,
               let guid = EFIGUID(wire: buffer, at: MMCommunicateHeader.guidOffset),
               let messageLength = LittleEndian.load(UInt64.self, from: buffer, at: MMCommunicateHeader.messageLengthOffset),
@@ -36,9 +41,9 @@ public enum MMDispatcher {
         defer { buffer = message.buffer }
         switch guid {
         case .smmVariableProtocol:
-            return SMMVariableHandler.handle(&message, service: service)
+            return SMMVariableHandler.handle(&message, service: &service)
         case .varCheckPolicyHandler:
-            return VariablePolicyHandler.handle(&message, service: service)
+            return VariablePolicyHandler.handle(&message, service: &service)
         case .endOfDxeEvent:
             service.signalEndOfDxe()
             return .handled

@@ -80,24 +80,24 @@ enum SMMVariableHandler {
     typealias Answer = (status: EFIStatus, needed: UInt64)
     typealias L = SMMVariableLayout
 
-    static func handle<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, service: VariableService<C, J>) -> MMDispatchResult {
+    static func handle<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, service: inout VariableServiceState<C, J>) -> MMDispatchResult {
         guard UInt64(message.length) >= L.headerSize else { return .badBufferSize }
         let answer: Answer
         guard let function = message.u64(L.function) else { return .badBufferSize }
         switch SMMVariableFunction(rawValue: function) {
-        case .getVariable: answer = getVariable(&message, service)
-        case .getNextVariableName: answer = getNextVariableName(&message, service)
-        case .setVariable: answer = setVariable(&message, service)
-        case .queryVariableInfo: answer = queryVariableInfo(&message, service)
+        case .getVariable: answer = getVariable(&message, &service)
+        case .getNextVariableName: answer = getNextVariableName(&message, &service)
+        case .setVariable: answer = setVariable(&message, &service)
+        case .queryVariableInfo: answer = queryVariableInfo(&message, &service)
         case .readyToBoot:
             service.signalReadyToBoot()
             answer = (.success, L.headerSize)
         case .exitBootService:
             service.signalExitBootServices()
             answer = (.success, L.headerSize)
-        case .lockVariable: answer = lockVariable(&message, service)
-        case .varCheckVariablePropertySet: answer = variableProperty(&message, service, set: true)
-        case .varCheckVariablePropertyGet: answer = variableProperty(&message, service, set: false)
+        case .lockVariable: answer = lockVariable(&message, &service)
+        case .varCheckVariablePropertySet: answer = variableProperty(&message, &service, set: true)
+        case .varCheckVariablePropertyGet: answer = variableProperty(&message, &service, set: false)
         case .getPayloadSize: answer = getPayloadSize(&message)
         default: answer = (.unsupported, L.headerSize)
         }
@@ -126,7 +126,7 @@ enum SMMVariableHandler {
 
     // MARK: GET_VARIABLE (1)
 
-    private static func getVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
+    private static func getVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: inout VariableServiceState<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.Access.minimumLength else { return failure(.badBufferSize) }
         guard let requestedDataSize = message.u64(L.Access.dataSize), let nameSize = message.u64(L.Access.nameSize),
@@ -162,7 +162,7 @@ enum SMMVariableHandler {
 
     // MARK: GET_NEXT_VARIABLE_NAME (2)
 
-    private static func getNextVariableName<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
+    private static func getNextVariableName<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: inout VariableServiceState<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.NextName.minimumLength else { return failure(.badBufferSize) }
         guard let nameSize = message.u64(L.NextName.nameSize), let guid = message.guid(L.NextName.guid) else {
@@ -198,7 +198,7 @@ enum SMMVariableHandler {
 
     // MARK: SET_VARIABLE (3)
 
-    private static func setVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
+    private static func setVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: inout VariableServiceState<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.Access.minimumLength else { return failure(.badBufferSize) }
         guard let dataSize = message.u64(L.Access.dataSize), let nameSize = message.u64(L.Access.nameSize),
@@ -235,7 +235,7 @@ enum SMMVariableHandler {
 
     // MARK: QUERY_VARIABLE_INFO (4)
 
-    private static func queryVariableInfo<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
+    private static func queryVariableInfo<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: inout VariableServiceState<C, J>) -> Answer {
         guard L.QueryInfo.length <= UInt64(message.capacity) else { return failure(.badBufferSize) }
         let info: StorageInfo
         do {
@@ -252,7 +252,7 @@ enum SMMVariableHandler {
 
     // MARK: LOCK_VARIABLE (8)
 
-    private static func lockVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> Answer {
+    private static func lockVariable<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: inout VariableServiceState<C, J>) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.NextName.minimumLength, let nameSize = message.u64(L.NextName.nameSize),
               let guid = message.guid(L.NextName.guid) else { return failure(.badBufferSize) }
@@ -272,7 +272,7 @@ enum SMMVariableHandler {
 
     // MARK: VAR_CHECK_VARIABLE_PROPERTY_SET (9) / _GET (10)
 
-    private static func variableProperty<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>, set: Bool) -> Answer {
+    private static func variableProperty<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: inout VariableServiceState<C, J>, set: Bool) -> Answer {
         let length = UInt64(message.length)
         guard length >= L.Property.minimumLength, let nameSize = message.u64(L.Property.nameSize),
               let guid = message.guid(L.Property.guid) else { return failure(.badBufferSize) }

@@ -35,7 +35,7 @@ enum VariablePolicyHandler {
         static let guid = 44, inputNameSize = 60, outputNameSize = 64, outputEntry = 68, inputName = 112
     }
 
-    static func handle<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, service: VariableService<C, J>) -> MMDispatchResult {
+    static func handle<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, service: inout VariableServiceState<C, J>) -> MMDispatchResult {
         guard message.length >= headerSize, let signatureField = message.u32(signatureOffset),
               let revisionField = message.u32(revisionOffset), let commandField = message.u32(commandOffset) else {
             return .badBufferSize
@@ -61,10 +61,10 @@ enum VariablePolicyHandler {
                 case .failure: result = .invalidParameter
                 case .success(let entry): result = status { () throws(EFIStatus) in try service.registerPolicy(entry) }
                 }
-            case .dump: result = dump(&message, service)
+            case .dump: result = dump(&message, &service)
             case .lock: result = status { () throws(EFIStatus) in try service.lockPolicies() }
-            case .getInfo: result = getInfo(&message, service, lockOnVariableState: false)
-            case .getLockVariableStateInfo: result = getInfo(&message, service, lockOnVariableState: true)
+            case .getInfo: result = getInfo(&message, &service, lockOnVariableState: false)
+            case .getLockVariableStateInfo: result = getInfo(&message, &service, lockOnVariableState: true)
             case nil: result = .unsupported
             }
         }
@@ -83,7 +83,7 @@ enum VariablePolicyHandler {
 
     // MARK: DUMP (4)
 
-    private static func dump<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>) -> EFIStatus {
+    private static func dump<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: inout VariableServiceState<C, J>) -> EFIStatus {
         guard message.length >= largeMessageLength else {
             service.policyDumpSnapshot = nil
             return .invalidParameter
@@ -121,7 +121,7 @@ enum VariablePolicyHandler {
 
     // MARK: GET_INFO (6) and GET_LOCK_VARIABLE_STATE_INFO (7)
 
-    private static func getInfo<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: VariableService<C, J>, lockOnVariableState: Bool) -> EFIStatus {
+    private static func getInfo<C: AuthenticationCrypto, J: NonVolatileJournal>(_ message: inout MMMessage, _ service: inout VariableServiceState<C, J>, lockOnVariableState: Bool) -> EFIStatus {
         guard message.length >= largeMessageLength else { return .invalidParameter }
         guard let inputField = message.u32(Info.inputNameSize), let outputField = message.u32(Info.outputNameSize),
               let guid = message.guid(Info.guid) else { return .invalidParameter }

@@ -38,10 +38,10 @@ struct AuthenticatedRequest {
     var isAppend: Bool { attributes.contains(.appendWrite) }
 }
 
-extension VariableService {
+extension VariableServiceState {
     // MARK: Dispatch (AuthVariableLibProcessVariable)
 
-    func processVariable(_ request: AuthenticatedRequest) throws(EFIStatus) {
+    mutating func processVariable(_ request: AuthenticatedRequest) throws(EFIStatus) {
         let key = request.key
         if key == SecureBootVariable.pk {
             try processKeyVariable(request, isPlatformKey: true)
@@ -77,7 +77,7 @@ extension VariableService {
 
     // MARK: PK, KEK and the first attempt for db/dbx/dbt/dbr (ProcessVarWithPk)
 
-    private func processKeyVariable(_ request: AuthenticatedRequest, isPlatformKey: Bool) throws(EFIStatus) {
+    private mutating func processKeyVariable(_ request: AuthenticatedRequest, isPlatformKey: Bool) throws(EFIStatus) {
         guard request.attributes.contains(.nonVolatile), let descriptor = request.descriptor else {
             throw .invalidParameter
         }
@@ -100,7 +100,7 @@ extension VariableService {
     }
 
     /// ProcessVarWithKek: db, dbx, dbt and dbr signed by a KEK certificate.
-    private func processSignatureDatabase(_ request: AuthenticatedRequest) throws(EFIStatus) {
+    private mutating func processSignatureDatabase(_ request: AuthenticatedRequest) throws(EFIStatus) {
         guard request.attributes.contains(.nonVolatile), let descriptor = request.descriptor else {
             throw .invalidParameter
         }
@@ -115,7 +115,7 @@ extension VariableService {
 
     // MARK: Everything else (ProcessVariable)
 
-    private func processPrivateVariable(_ request: AuthenticatedRequest) throws(EFIStatus) {
+    private mutating func processPrivateVariable(_ request: AuthenticatedRequest) throws(EFIStatus) {
         let key = request.key
         if key == SecureBootVariable.customMode && !configuration.allowCustomMode { throw .writeProtected }
         // edk2 NeedPhysicallyPresent: these two switch Secure Boot policy, so only a present
@@ -139,7 +139,7 @@ extension VariableService {
 
     // MARK: AuditMode and DeployedMode (UEFI 2.10 §32.3; edk2 2015)
 
-    private func processModeVariable(_ request: AuthenticatedRequest) throws(EFIStatus) {
+    private mutating func processModeVariable(_ request: AuthenticatedRequest) throws(EFIStatus) {
         if phase.atRuntime { throw .writeProtected }
         guard request.payload.count == 1, request.rawAttributes != 0, request.descriptor == nil else {
             throw .invalidParameter
@@ -170,7 +170,7 @@ extension VariableService {
 
     /// Verifies a time-based authenticated write and applies it. Returns whether it deleted
     /// the variable.
-    private func verifyAndUpdate(_ request: AuthenticatedRequest, _ descriptor: VariableAuthentication2,
+    private mutating func verifyAndUpdate(_ request: AuthenticatedRequest, _ descriptor: VariableAuthentication2,
                                  authority: SignatureAuthority) throws(EFIStatus) -> Bool {
         let pin = try verifyTimeBasedPayload(request, descriptor, authority: authority)
         return try update(request, timeStamp: descriptor.timeStamp, certificateDigest: pin)
@@ -178,7 +178,7 @@ extension VariableService {
 
     /// edk2 VerifyTimeBasedPayload, in its order. Returns the signer pin to store when a
     /// private variable is created.
-    private func verifyTimeBasedPayload(_ request: AuthenticatedRequest, _ descriptor: VariableAuthentication2,
+    private mutating func verifyTimeBasedPayload(_ request: AuthenticatedRequest, _ descriptor: VariableAuthentication2,
                                         authority: SignatureAuthority) throws(EFIStatus) -> [UInt8]? {
         guard descriptor.hasCleanTimeStamp else { throw .securityViolation }
         // Replay protection, before any crypto: a rewrite must carry a strictly later time.
@@ -228,7 +228,7 @@ extension VariableService {
 
     /// The request's PKCS#7, parsed once: db and its kin try the PK path and then the KEK
     /// path with the same signature, and parsing (certificates included) is most of the cost.
-    private func parsedSignature(_ certificate: ArraySlice<UInt8>) -> Crypto.SignedData? {
+    private mutating func parsedSignature(_ certificate: ArraySlice<UInt8>) -> Crypto.SignedData? {
         if let cached = signatureCache, cached.bytes.elementsEqual(certificate) { return cached.parsed }
         guard let parsed = crypto.parseSignedData(certificate) else { return nil }
         signatureCache = (certificate, parsed)
@@ -333,7 +333,7 @@ extension VariableService {
 
     /// edk2 VendorKeyIsModified: keys changed outside setup mode without a signature mean
     /// the platform no longer holds only its vendor's keys — permanently.
-    private func markVendorKeysModified() {
+    private mutating func markVendorKeysModified() {
         guard vendorKeysValid else { return }
         vendorKeysValid = false
         storeInternally(SecureBootVariable.vendorKeysNv, attributes: [.nonVolatile, .bootServiceAccess,

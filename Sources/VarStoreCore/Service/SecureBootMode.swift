@@ -75,14 +75,14 @@ extension SecureBootVariable {
 
 // MARK: The service's mode variables
 
-extension VariableService {
+extension VariableServiceState {
     static var statusAttributes: VariableAttributes { [.bootServiceAccess, .runtimeAccess] }
     static var platformAttributes: VariableAttributes { [.nonVolatile, .bootServiceAccess] }
 
     /// edk2 AuthVariableLibInitialize, at power-on and every platform reset: the mode follows
     /// from PK and the persisted Audit/Deployed record, and the status variables are written
     /// from it. CustomMode returns to 0 at every boot.
-    func initializeSecureBoot() {
+    mutating func initializeSecureBoot() {
         let persisted = store.variable(for: SecureBootVariable.persistedMode).flatMap { variable in
             variable.data.count == 1 ? SecureBootMode(rawValue: variable.data[0]) : nil
         }
@@ -119,7 +119,7 @@ extension VariableService {
     /// Moves to `mode` and keeps every mirror true at once (edk2 UpdatePlatformMode patches
     /// the volatile bytes in place). SecureBoot and SecureBootEnable follow PK only while boot
     /// services run: at runtime SecureBoot keeps the value the OS was booted with.
-    func transition(to mode: SecureBootMode) {
+    mutating func transition(to mode: SecureBootMode) {
         let before = secureBootMode
         secureBootMode = mode
         persist(mode)
@@ -138,7 +138,7 @@ extension VariableService {
     /// Audit and Deployed mode survive a reset only through this record. Returns false if the
     /// store has no room for it.
     @discardableResult
-    func persist(_ mode: SecureBootMode) -> Bool {
+    mutating func persist(_ mode: SecureBootMode) -> Bool {
         if mode == .audit || mode == .deployed {
             return storeInternally(SecureBootVariable.persistedMode, attributes: Self.platformAttributes, data: [mode.rawValue])
         }
@@ -146,7 +146,7 @@ extension VariableService {
         return true
     }
 
-    private func patchStatus(_ key: VariableKey, _ value: UInt8) {
+    private mutating func patchStatus(_ key: VariableKey, _ value: UInt8) {
         let patched = Variable(key: key, attributes: Self.statusAttributes, data: [value])
         if !variables.replaceInPlace(patched) {
             storeInternally(key, attributes: Self.statusAttributes, data: [value])

@@ -203,7 +203,7 @@ enum UEFIDefinedVariables {
 // MARK: VarCheck in the service: the properties SMM function 9 sets and 10 reads, checked on every
 // SetVariable after EndOfDxe (edk2 VarCheckLib).
 
-extension VariableService {
+extension VariableServiceState {
     /// The property that applies to a variable: one set through SMM function 9, else the
     /// UEFI-defined table's.
     public func variableProperty(_ key: VariableKey) -> VariableProperty? {
@@ -237,7 +237,7 @@ extension VariableService {
 
     /// VAR_CHECK_VARIABLE_PROPERTY_SET: only before EndOfDxe. Each new entry is charged
     /// against volatile storage, like a policy, so the table cannot grow without bound.
-    public func setVariableProperty(_ key: VariableKey, _ property: VariableProperty) throws(EFIStatus) {
+    public mutating func setVariableProperty(_ key: VariableKey, _ property: VariableProperty) throws(EFIStatus) {
         if phase.endOfDxe { throw .accessDenied }
         guard !key.name.isEmpty, property.revision == VariableProperty.revision else { throw .invalidParameter }
         if properties[key] == nil {

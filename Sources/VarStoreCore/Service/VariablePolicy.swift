@@ -205,7 +205,7 @@ public struct VariablePolicyTable: Sendable {
 // MARK: Variable policy in the service: enforcement on every SetVariable, registration, lock and
 // disable (edk2 VariablePolicyLib), and LOCK_VARIABLE as a LOCK_NOW policy.
 
-extension VariableService {
+extension VariableServiceState {
     /// edk2 VariablePolicyLib ValidateSetVariable with the best-matching policy.
     func checkPolicy(_ key: VariableKey, attributes: VariableAttributes, dataSize: Int, isDelete: Bool) throws(EFIStatus) {
         guard policies.isEnabled, let policy = policies.bestMatch(key) else { return }
@@ -235,25 +235,25 @@ extension VariableService {
 
     /// RegisterVariablePolicy. Entries count against volatile storage: an unbounded policy
     /// table would let the guest exhaust the service's memory.
-    public func registerPolicy(_ entry: VariablePolicyEntry) throws(EFIStatus) {
+    public mutating func registerPolicy(_ entry: VariablePolicyEntry) throws(EFIStatus) {
         if policies.isLocked { throw .writeProtected }
         guard quota.fits(replacing: nil, newCharge: UInt64(entry.bytes.count), in: .volatile) else { throw .outOfResources }
         try policies.register(entry)
         variables.quota.reserve(UInt64(entry.bytes.count), in: .volatile)
     }
 
-    public func lockPolicies() throws(EFIStatus) {
+    public mutating func lockPolicies() throws(EFIStatus) {
         if policies.isLocked { throw .writeProtected }
         policies.lock()
     }
 
-    public func disablePolicies() throws(EFIStatus) {
+    public mutating func disablePolicies() throws(EFIStatus) {
         try policies.disable(allowed: configuration.allowVariablePolicyDisable)
     }
 
     /// edk2 EDKII_VARIABLE_LOCK_PROTOCOL.RequestToLock: a LOCK_NOW policy, only before
     /// EndOfDxe. Locking an already locked variable succeeds.
-    public func lockVariable(_ key: VariableKey) throws(EFIStatus) {
+    public mutating func lockVariable(_ key: VariableKey) throws(EFIStatus) {
         if phase.endOfDxe { throw .accessDenied }
         guard !key.name.isEmpty else { throw .invalidParameter }
         do {

@@ -1,414 +1,78 @@
-/// The UEFI variable service: GetVariable, GetNextVariableName, SetVariable and
-/// QueryVariableInfo with edk2's semantics (MdeModulePkg/Universal/Variable/RuntimeDxe), on
-/// parsed, validated arguments. Transports parse guest bytes and call in here; this type
-/// never sees a raw buffer.
+/// The UEFI variable service both transports share: one `VariableServiceState` (the store,
+/// the journal, the boot phase, Secure Boot, policies and MOR, with every rule that changes
+/// them) behind one reference.
 ///
-/// Where QEMU's uefi-vars device and edk2 disagree we follow edk2; spec/semantics.md lists
-/// each choice.
+/// Why the state is a value inside a class: the MMIO device and the SVSM call answer from one
+/// store, so something must be shared, and Swift checks every access to a class's stored
+/// property at run time for overlapping writes (the law of exclusivity). With the service's
+/// dozen properties on the class, a SetVariable made some twenty of those checks, a third of
+/// its instructions. Here a request makes one: the dispatcher takes `state` inout for the
+/// whole request, and inside it the compiler proves exclusivity statically, as it does for
+/// any struct. Nothing is unchecked: a request that re-entered the service while another
+/// held the state would still be caught (the Embedded build, which has no run-time check,
+/// refuses re-entry at its C boundary instead: CABI.swift's `busy`).
 ///
-/// Generic over the platform's crypto, which verifies Secure Boot signatures
-/// (AuthenticatedVariables.swift), and over the journal that makes non-volatile changes
-/// durable before a request is acknowledged; no existential sits in a request path.
+/// The methods below are for hosts and tests; each is one access to the state.
 public final class VariableService<Crypto: AuthenticationCrypto, Journal: NonVolatileJournal> {
-    public let configuration: ServiceConfiguration
-    public let crypto: Crypto
-    public private(set) var journal: Journal
-    /// The store, its quota and the current step's journal record (JournaledStore.swift):
-    /// every change goes through it.
-    var variables: JournaledStore
-    /// Read freely; changes go through `variables`.
-    public var store: VariableStore { variables.store }
-    public var quota: StorageQuota { variables.quota }
-    public private(set) var phase = BootPhase()
-    /// Variable policies registered by firmware (and by LOCK_VARIABLE).
-    public internal(set) var policies = VariablePolicyTable()
-    /// VarCheck properties set through SMM function 9, by exact name.
-    public internal(set) var properties: [VariableKey: VariableProperty] = [:]
-    /// Volatile storage charged for `properties`.
-    public internal(set) var propertyBytes: UInt64 = 0
-    /// The MOR lock state machine.
-    public private(set) var memoryOverwrite = MemoryOverwriteControl()
-    /// The policy table as the first DUMP page saw it, for the pages that follow.
-    var policyDumpSnapshot: [UInt8]?
-    /// The Secure Boot platform mode; SetupMode, AuditMode, DeployedMode and SecureBoot
-    /// mirror it (SecureBootMode.swift).
-    public internal(set) var secureBootMode = SecureBootMode.setup
-    /// edk2's vendor-key state: false once keys changed outside setup mode without a
-    /// signature (custom mode). Mirrored by VendorKeysNv and VendorKeys.
-    public internal(set) var vendorKeysValid = true
-    /// The current request's parsed PKCS#7 (AuthenticatedVariables.swift); dropped when the
-    /// request ends.
-    var signatureCache: (bytes: ArraySlice<UInt8>, parsed: Crypto.SignedData)?
+    public internal(set) var state: VariableServiceState<Crypto, Journal>
 
     /// A service over `journal`, starting from `variables` — what the journal already holds,
     /// in enumeration order (a host reads them from its store first).
     public init(configuration: ServiceConfiguration = ServiceConfiguration(), crypto: Crypto, journal: Journal,
                 variables: [Variable] = []) {
-        self.configuration = configuration
-        self.crypto = crypto
-        self.journal = journal
-        self.variables = JournaledStore(configuration: configuration)
-        self.variables.load(variables)
-        initializeSecureBootDurably()
+        state = VariableServiceState(configuration: configuration, crypto: crypto, journal: journal, variables: variables)
     }
 
-    /// Refreshes the Secure Boot variables (edk2 AuthVariableLibInitialize) as a durable
-    /// step. If the journal refuses the step, the mode must still follow from what is stored
-    /// — never the setup-mode default, which would accept unsigned keys — so the variables
-    /// are rebuilt in memory only; later writes will meet the same journal and fail.
-    func initializeSecureBootDurably() {
-        do {
-            try journaled { initializeSecureBoot() }
-        } catch {
-            variables.suspended = true
-            initializeSecureBoot()
-            variables.suspended = false
-            variables.discardStep()
-        }
-    }
+    // MARK: Reading the state
 
-    // MARK: Durable steps
+    public var configuration: ServiceConfiguration { state.configuration }
+    public var crypto: Crypto { state.crypto }
+    public var journal: Journal { state.journal }
+    public var store: VariableStore { state.store }
+    public var quota: StorageQuota { state.quota }
+    public var phase: BootPhase { state.phase }
+    public var policies: VariablePolicyTable { state.policies }
+    public var properties: [VariableKey: VariableProperty] { state.properties }
+    public var propertyBytes: UInt64 { state.propertyBytes }
+    public var memoryOverwrite: MemoryOverwriteControl { state.memoryOverwrite }
+    public var secureBootMode: SecureBootMode { state.secureBootMode }
+    public var vendorKeysValid: Bool { state.vendorKeysValid }
+    public var nonVolatileVariables: [Variable] { state.nonVolatileVariables }
 
-    /// Runs `body` as one durable step: its non-volatile changes are committed to the journal
-    /// before this returns. If the journal fails, every change the step made is undone and
-    /// the step reports EFI_DEVICE_ERROR (a variable it touched may then enumerate last).
-    func journaled(_ body: () throws(EFIStatus) -> Void) throws(EFIStatus) {
-        let mode = secureBootMode
-        let vendorKeys = vendorKeysValid
-        let overwrite = memoryOverwrite
-        var outcome: EFIStatus?
-        do {
-            try body()
-        } catch {
-            outcome = error
-        }
-        do throws(StorageError) {
-            try variables.commitStep(to: &journal)
-        } catch {
-            secureBootMode = mode
-            vendorKeysValid = vendorKeys
-            memoryOverwrite = overwrite
-            throw .deviceError
-        }
-        if let outcome { throw outcome }
-    }
+    // MARK: Power and boot phases
 
-    // MARK: Loading and resets
+    public func load(_ persisted: [Variable]) { state.load(persisted) }
+    public func platformReset() { state.platformReset() }
+    public func signalEndOfDxe() { state.signalEndOfDxe() }
+    public func signalReadyToBoot() { state.signalReadyToBoot() }
+    public func signalExitBootServices() { state.signalExitBootServices() }
 
-    /// Puts already-persisted variables into the store at power-on, in their stored order.
-    /// They were accepted by the service when written, so no SetVariable rules run again;
-    /// a later duplicate replaces an earlier one.
-    /// Refreshing the Secure Boot variables afterwards is a durable step of its own.
-    public func load(_ persisted: [Variable]) {
-        variables.load(persisted)
-        initializeSecureBootDurably()
-    }
+    // MARK: Variable services
 
-    /// A platform (hard) reset: volatile variables, locks and boot-phase flags are gone;
-    /// non-volatile variables stay.
-    public func platformReset() {
-        variables.removeVolatile()
-        variables.quota.release(policies.byteCount, from: .volatile)
-        policies = VariablePolicyTable()
-        policyDumpSnapshot = nil
-        variables.quota.release(propertyBytes, from: .volatile)
-        propertyBytes = 0
-        properties = [:]
-        memoryOverwrite.reset()
-        phase = BootPhase()
-        initializeSecureBootDurably()
-    }
+    public func getVariable(_ key: VariableKey) throws(EFIStatus) -> Variable { try state.getVariable(key) }
 
-    public var nonVolatileVariables: [Variable] { store.all.filter { $0.isNonVolatile } }
-
-    // MARK: Boot-phase events
-
-    /// EndOfDxe: VarCheck and policies start to apply, MORLock is initialised, and the policy
-    /// interface is locked (edk2 VariableSmm.c SmmEndOfDxeCallback).
-    public func signalEndOfDxe() {
-        guard !phase.endOfDxe else { return }
-        phase.signalEndOfDxe()
-        try? journaled { initializeMemoryOverwriteLock() }
-        policies.lock()
-    }
-
-    /// ReadyToBoot also ends DXE if firmware never signalled EndOfDxe.
-    public func signalReadyToBoot() {
-        signalEndOfDxe()
-        phase.signalReadyToBoot()
-    }
-
-    public func signalExitBootServices() { phase.signalExitBootServices() }
-
-    /// edk2 MorLockInitAtEndOfDxe: with MOR present, MORLock starts unlocked (0); without MOR
-    /// there is nothing to protect, so both variables are removed and locked for this boot.
-    private func initializeMemoryOverwriteLock() {
-        if store.variable(for: MemoryOverwriteControl.mor) != nil {
-            storeInternally(MemoryOverwriteControl.morLock, attributes: MemoryOverwriteControl.attributes, data: [0])
-        } else {
-            if let lock = store.variable(for: MemoryOverwriteControl.morLock) { remove(lock) }
-            memoryOverwrite.deactivate()
-            for key in [MemoryOverwriteControl.mor, MemoryOverwriteControl.morLock] {
-                try? registerPolicy(.lockNow(key))
-            }
-        }
-    }
-
-    /// Writes a variable on the service's own behalf, past every guest-facing check (edk2's
-    /// internal "pass-through" writes). Quota still applies; a store that is full keeps the old
-    /// value. Rewriting the same value changes nothing, as in edk2.
-    @discardableResult
-    func storeInternally(_ key: VariableKey, attributes: VariableAttributes, data: [UInt8]) -> Bool {
-        let existing = store.variable(for: key)
-        if let existing, existing.attributes == attributes, existing.data == data { return true }
-        // An authenticated variable always carries a time; the service's own writes use zero.
-        let replacement = Variable(key: key, attributes: attributes, data: data,
-                                   timestamp: attributes.contains(.timeBasedAuthenticatedWriteAccess) ? .zero : nil)
-        guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: StorageClass(attributes)) else { return false }
-        variables.put(replacement)
-        return true
-    }
-
-    /// After ExitBootServices only variables with RUNTIME_ACCESS exist for the caller.
-    private func isVisible(_ variable: Variable) -> Bool {
-        !phase.atRuntime || variable.attributes.contains(.runtimeAccess)
-    }
-
-    private var visibleWalk: VariableStore.Walk { phase.atRuntime ? .runtimeVisible : .all }
-
-    // MARK: GetVariable
-
-    public func getVariable(_ key: VariableKey) throws(EFIStatus) -> Variable {
-        // edk2 answers an empty name with EFI_NOT_FOUND (Variable.c: VariableServiceGetVariable).
-        try visible(key.name.isEmpty ? nil : variables.store.variable(for: key))
-    }
-
-    /// GetVariable for a name as a request carries it: its UCS-2LE code units without the
-    /// terminator, already checked by `VariableName.validate`.
-    public func getVariable(guid: EFIGUID, name: Span<UInt8>) throws(EFIStatus) -> Variable {
-        try visible(name.isEmpty ? nil : variables.store.variable(guid: guid, name: name))
-    }
-
-    private func visible(_ variable: Variable?) throws(EFIStatus) -> Variable {
-        guard let variable, isVisible(variable) else { throw .notFound }
-        return variable
-    }
-
-    /// The stored key for a name as a request carries it, if that variable exists: a write
-    /// that replaces a variable reuses its key instead of building the name again.
-    func storedKey(guid: EFIGUID, name: Span<UInt8>) -> VariableKey? {
-        variables.store.variable(guid: guid, name: name)?.key
-    }
-
-    // MARK: GetNextVariableName
-
-    /// The variable after `key` in enumeration order; an empty name starts the enumeration.
     public func nextVariable(after key: VariableKey) throws(EFIStatus) -> Variable {
-        let walk = visibleWalk
-        if key.name.isEmpty { return try first(walk) }
-        return try next(variables.store.successor(of: key, in: walk))
+        try state.nextVariable(after: key)
     }
 
-    /// GetNextVariableName for a name as a request carries it (see `getVariable(guid:name:)`).
-    public func nextVariable(afterGUID guid: EFIGUID, name: Span<UInt8>) throws(EFIStatus) -> Variable {
-        let walk = visibleWalk
-        if name.isEmpty { return try first(walk) }
-        return try next(variables.store.successor(guid: guid, name: name, in: walk))
+    public func setVariable(_ key: VariableKey, attributes: UInt32, data: [UInt8]) throws(EFIStatus) {
+        try state.setVariable(key, attributes: attributes, data: data)
     }
 
-    private func first(_ walk: VariableStore.Walk) throws(EFIStatus) -> Variable {
-        guard let first = variables.store.first(walk) else { throw .notFound }
-        return first
+    public func queryVariableInfo(attributes: UInt32) throws(EFIStatus) -> StorageInfo {
+        try state.queryVariableInfo(attributes: attributes)
     }
 
-    private func next(_ successor: VariableStore.Successor) throws(EFIStatus) -> Variable {
-        // UEFI 2.10 §8.2: a name/GUID pair that does not exist is EFI_INVALID_PARAMETER;
-        // at runtime a boot-service-only variable does not exist for the caller.
-        switch successor {
-        case .found(let next): return next
-        case .end: throw .notFound
-        case .missing: throw .invalidParameter
-        }
+    // MARK: VarCheck and variable policy
+
+    public func variableProperty(_ key: VariableKey) -> VariableProperty? { state.variableProperty(key) }
+
+    public func setVariableProperty(_ key: VariableKey, _ property: VariableProperty) throws(EFIStatus) {
+        try state.setVariableProperty(key, property)
     }
 
-    // MARK: SetVariable
-
-    /// SetVariable, with edk2's check order (VariableServiceSetVariable, then UpdateVariable).
-    /// The first failing check decides the status; a failed call changes nothing.
-    /// A non-volatile change is acknowledged only once the journal holds it.
-    public func setVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8]) throws(EFIStatus) {
-        try journaled { () throws(EFIStatus) in try checkedSetVariable(key, attributes: rawAttributes, data: data) }
-    }
-
-    private func checkedSetVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8]) throws(EFIStatus) {
-        let attributes = VariableAttributes(rawValue: rawAttributes)
-        let significant = attributes.intersection(.mask)
-        let legacyAuth = attributes.contains(.authenticatedWriteAccess)
-
-        guard !key.name.isEmpty else { throw .invalidParameter }
-        guard VariableAttributes.acceptedBySetVariable.isSuperset(of: attributes) else { throw .invalidParameter }
-        if attributes.contains(.runtimeAccess) && !attributes.contains(.bootServiceAccess) {
-            throw legacyAuth ? .unsupported : .invalidParameter
-        }
-        if significant == .nonVolatile {
-            throw legacyAuth ? .unsupported : .invalidParameter
-        }
-        // Count-based AUTHENTICATED_WRITE_ACCESS is deprecated; edk2 answers every real use
-        // with EFI_UNSUPPORTED.
-        if legacyAuth { throw .unsupported }
-        if attributes.contains(.hardwareErrorRecord) && configuration.hardwareErrorStorageSize == 0 {
-            throw .invalidParameter
-        }
-        // An authenticated write's descriptor is sanity-checked before anything else looks at
-        // sizes (EFI_SECURITY_VIOLATION); the rules below then see only the payload.
-        var descriptor: VariableAuthentication2?
-        var payload = data[...]
-        if attributes.contains(.timeBasedAuthenticatedWriteAccess) {
-            let parsed = try VariableAuthentication2.parse(data)
-            descriptor = parsed
-            payload = parsed.payload
-        }
-
-        // edk2 checks the size limit (EFI_INVALID_PARAMETER, not OUT_OF_RESOURCES) before it
-        // looks the variable up.
-        let requestClass = StorageClass(attributes)
-        guard let requestCharge = quota.charge(nameSize: key.name.wireSize, dataSize: payload.count),
-              requestCharge <= quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
-
-        let append = attributes.contains(.appendWrite)
-        let isDelete = (payload.isEmpty && !append) || attributes.isDisjoint(with: [.bootServiceAccess, .runtimeAccess])
-
-        // MOR and MORLock (edk2 step 12, before VarCheck).
-        switch memoryOverwrite.check(key, attributes: rawAttributes, data: data, deletesAllowed: !policies.isEnabled) {
-        case .proceed:
-            break
-        case .storeLockValue(let value):
-            storeInternally(key, attributes: MemoryOverwriteControl.attributes, data: [value])
-            return
-        case .refuse(let status, let newLockValue):
-            if let newLockValue {
-                storeInternally(key, attributes: MemoryOverwriteControl.attributes, data: [newLockValue])
-            }
-            throw status
-        }
-
-        // The Secure Boot status variables are the service's to keep true, at every phase.
-        if SecureBootVariable.readOnly.contains(key) { throw .writeProtected }
-
-        // VarCheck (edk2 step 13): properties, UEFI-defined checks and variable policy.
-        if phase.endOfDxe {
-            try checkProperties(key, attributes: attributes, data: payload, isDelete: isDelete)
-        }
-        if phase.endOfDxe || policies.isLocked {
-            try checkPolicy(key, attributes: attributes, dataSize: payload.count, isDelete: isDelete)
-        }
-
-        let existing = store.variable(for: key)
-        if let existing {
-            if phase.atRuntime && !existing.attributes.contains(.runtimeAccess) { throw .writeProtected }
-            // A variable may not change its attributes; 0 (delete) and APPEND are exempt.
-            if rawAttributes != 0 && attributes.stored != existing.attributes { throw .invalidParameter }
-        }
-
-        // Authenticated-variable processing (AuthVariableLib), which ends in update().
-        defer { if signatureCache != nil { signatureCache = nil } }
-        try processVariable(AuthenticatedRequest(key: key, rawAttributes: rawAttributes, attributes: attributes,
-                                                 data: data, descriptor: descriptor, payload: payload,
-                                                 existing: existing))
-    }
-
-    /// edk2 UpdateVariable: applies a write that every check has accepted. Returns whether it
-    /// deleted the variable. `timeStamp` is the descriptor's time for authenticated writes;
-    /// `certificateDigest` the signer pin of a newly created private variable.
-    @discardableResult
-    func update(_ request: AuthenticatedRequest, timeStamp: EFITime?, certificateDigest: [UInt8]?) throws(EFIStatus) -> Bool {
-        let key = request.key
-        let attributes = request.attributes
-        let existing = request.existing
-        let append = request.isAppend
-        let requestClass = StorageClass(attributes)
-        let isDelete = (request.payload.isEmpty && !append)
-            || attributes.isDisjoint(with: [.bootServiceAccess, .runtimeAccess])
-        // At runtime existing volatile variables are read-only.
-        if let existing, phase.atRuntime && !existing.isNonVolatile { throw .writeProtected }
-
-        if isDelete {
-            guard let existing else { throw .notFound }
-            remove(existing)
-            return true
-        }
-        // An empty append changes nothing, whether or not the variable exists — except that
-        // an authenticated one takes the later timestamp.
-        if append && request.payload.isEmpty {
-            if let existing, let timeStamp, timeStamp.isLater(than: existing.timestamp ?? .zero) {
-                var stamped = existing
-                stamped.timestamp = timeStamp
-                variables.replaceInPlace(stamped)
-            }
-            return false
-        }
-        if let existing, !append, timeStamp == nil, existing.data.elementsEqual(request.payload) {
-            // edk2 skips the flash write; QEMU still moves the variable to the end of the
-            // enumeration order, and we keep QEMU's order (spec/semantics.md).
-            variables.put(existing)
-            return false
-        }
-        if existing == nil && phase.atRuntime
-            && !attributes.isSuperset(of: [.nonVolatile, .bootServiceAccess, .runtimeAccess]) {
-            throw .invalidParameter
-        }
-
-        var newData = Array(request.payload)
-        var newTime = timeStamp
-        if append, let existing {
-            // Appending to a signature database adds only signatures it does not hold yet.
-            if key == SecureBootVariable.kek || SecureBootVariable.databases.contains(key) {
-                guard let fresh = Self.appendableSignatures(existing: existing.data, appended: request.payload) else {
-                    throw .invalidParameter
-                }
-                newData = existing.data + fresh
-            } else {
-                newData = existing.data + newData
-            }
-            guard let appendedCharge = quota.charge(nameSize: key.name.wireSize, dataSize: newData.count),
-                  appendedCharge <= quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
-            // An append keeps the later of the two times (edk2; QEMU takes the new one).
-            if let stored = existing.timestamp, let time = timeStamp, !time.isLater(than: stored) { newTime = stored }
-        }
-        let replacement = Variable(key: key, attributes: attributes, data: newData, timestamp: newTime,
-                                   certificateDigest: certificateDigest ?? existing?.certificateDigest)
-        guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: requestClass) else {
-            throw .outOfResources
-        }
-        variables.put(replacement)
-        return false
-    }
-
-    func remove(_ variable: Variable) {
-        variables.remove(variable.key)
-    }
-
-    // MARK: QueryVariableInfo
-
-
-    /// QueryVariableInfo with edk2's check order (VariableServiceQueryVariableInfo); the
-    /// figures are those of the storage class the attributes select.
-    public func queryVariableInfo(attributes rawAttributes: UInt32) throws(EFIStatus) -> StorageInfo {
-        let attributes = VariableAttributes(rawValue: rawAttributes)
-        let significant = attributes.intersection(.mask)
-        guard rawAttributes != 0 else { throw .invalidParameter }
-        if attributes.contains(.authenticatedWriteAccess) { throw .unsupported }
-        if significant.isEmpty { throw .unsupported }
-        if significant == .nonVolatile { throw .invalidParameter }
-        if attributes.contains(.runtimeAccess) && !attributes.contains(.bootServiceAccess) { throw .invalidParameter }
-        if phase.atRuntime && !attributes.contains(.runtimeAccess) { throw .invalidParameter }
-        if attributes.contains(.hardwareErrorRecord) {
-            if !attributes.contains(.nonVolatile) { throw .invalidParameter }
-            if configuration.hardwareErrorStorageSize == 0 { throw .unsupported }
-        }
-        let storageClass = StorageClass(attributes)
-        return StorageInfo(maximumVariableStorageSize: quota.capacity(storageClass),
-                           remainingVariableStorageSize: quota.remaining(storageClass),
-                           maximumVariableSize: quota.largestNewVariable(storageClass))
-    }
+    public func registerPolicy(_ entry: VariablePolicyEntry) throws(EFIStatus) { try state.registerPolicy(entry) }
+    public func lockPolicies() throws(EFIStatus) { try state.lockPolicies() }
+    public func disablePolicies() throws(EFIStatus) { try state.disablePolicies() }
+    public func lockVariable(_ key: VariableKey) throws(EFIStatus) { try state.lockVariable(key) }
 }
