@@ -70,15 +70,18 @@ public final class SVSMUEFIMM<Memory: GuestMemory, Crypto: AuthenticationCrypto,
     public static var pageSize: UInt64 { 4096 }
 
     public let service: VariableService<Crypto, Journal>
-    public var memory: Memory
-    /// The service's private copy of the current request (RDX bytes).
-    private var working = MMRequestCopy()
-    /// Where the one-byte probe of the buffer's first page lands.
-    private var probeByte: [UInt8] = [0]
+    /// Guest memory and the request copy, as one value: a call is one exclusive access to it
+    /// and one to the service (VariableService.swift says why that matters).
+    private var transfer: Transfer
+
+    public var memory: Memory {
+        get { transfer.memory }
+        _modify { yield &transfer.memory }
+    }
 
     public init(service: VariableService<Crypto, Journal>, memory: Memory) {
         self.service = service
-        self.memory = memory
+        transfer = Transfer(memory: memory)
     }
 
     /// One SVSM call for this service: the UEFI MM request, or the core protocol's
@@ -106,62 +109,74 @@ public final class SVSMUEFIMM<Memory: GuestMemory, Crypto: AuthenticationCrypto,
         return out
     }
 
-    /// SVSM_UEFI_MM_REQUEST: coconut's check_buffer order, then copy in once, dispatch, copy
-    /// back the reply (the request's own length).
-    ///
-    /// The handlers see the whole buffer the guest declared (RDX), as the device's handlers see
-    /// BUFFER_SIZE: edk2 sizes every later request from GET_PAYLOAD_SIZE's answer, and a
-    /// GetNextVariableName whose next name outgrows the caller's NameSize must answer
-    /// EFI_BUFFER_TOO_SMALL with the size needed whenever that name fits the buffer. Only the
-    /// request's 24 + MessageLength bytes are read from the guest; the rest of the copy is zero.
     func request(address: UInt64, size: UInt64) -> SVSMStatus {
-        let header = UInt64(MMCommunicateHeader.size)
-        guard address != 0 else { return .invalidParameter }
-        // coconut's valid_phys_address on the start, then the alignment; the platform's guest
-        // memory decides what is guest RAM (and checks every page we touch later).
-        do throws(GuestMemoryError) {
-            try memory.read(address, into: &probeByte, at: 0, count: 1)
-        } catch {
-            return .invalidAddress
+        transfer.request(address: address, size: size, service: service)
+    }
+
+    /// Guest memory, the service's private copy of the current request (RDX bytes) and the
+    /// byte the probe of the buffer's first page lands in.
+    private struct Transfer {
+        var memory: Memory
+        var working = MMRequestCopy()
+        var probeByte: [UInt8] = [0]
+
+        /// SVSM_UEFI_MM_REQUEST: coconut's check_buffer order, then copy in once, dispatch, copy
+        /// back the reply (the request's own length).
+        ///
+        /// The handlers see the whole buffer the guest declared (RDX), as the device's handlers see
+        /// BUFFER_SIZE: edk2 sizes every later request from GET_PAYLOAD_SIZE's answer, and a
+        /// GetNextVariableName whose next name outgrows the caller's NameSize must answer
+        /// EFI_BUFFER_TOO_SMALL with the size needed whenever that name fits the buffer. Only the
+        /// request's 24 + MessageLength bytes are read from the guest; the rest of the copy is zero.
+        mutating func request(address: UInt64, size: UInt64, service: VariableService<Crypto, Journal>) -> SVSMStatus {
+            let header = UInt64(MMCommunicateHeader.size)
+            guard address != 0 else { return .invalidParameter }
+            // coconut's valid_phys_address on the start, then the alignment; the platform's guest
+            // memory decides what is guest RAM (and checks every page we touch later).
+            do throws(GuestMemoryError) {
+                try memory.read(address, into: &probeByte, at: 0, count: 1)
+            } catch {
+                return .invalidAddress
+            }
+            guard address % SVSMUEFIMM.pageSize == 0 else { return .invalidAddress }
+            guard size >= header, size <= SVSMUEFIMM.maximumBufferSize else { return .invalidParameter }
+            // Not one of coconut's checks (its addresses cannot wrap): a buffer past the top of
+            // the address space is not guest memory.
+            guard CheckedSize.add(address, size) != nil else { return .invalidAddress }
+            working.resize(to: Int(size))
+            working.willWrite(upTo: Int(header))
+            do throws(GuestMemoryError) {
+                try memory.read(address, into: &working.bytes, at: 0, count: Int(header))
+            } catch {
+                return .invalidAddress
+            }
+            let length = LittleEndian.load(UInt64.self, from: working.bytes, at: MMCommunicateHeader.messageLengthOffset) ?? .max
+            guard length <= size - header else { return .invalidParameter }
+            let total = Int(header + length)
+            working.willWrite(upTo: total)
+            do throws(GuestMemoryError) {
+                try memory.read(address + header, into: &working.bytes, at: Int(header), count: total - Int(header))
+            } catch {
+                return .invalidAddress
+            }
+            switch MMDispatcher.dispatch(&working.bytes, service: service) {
+            case .handled:
+                break
+            case .unsupportedHandler:
+                return .invalidRequest
+            case .badBufferSize:
+                return .invalidParameter
+            }
+            // Handlers answer in place and never past 24 + MessageLength; a copy that changed size
+            // would be a bug, and is refused rather than copied back.
+            guard working.capacity == Int(size) else { return .invalidRequest }
+            do throws(GuestMemoryError) {
+                try memory.write(address, from: working.bytes, range: 0 ..< total)
+            } catch {
+                return .invalidAddress
+            }
+            return .success
         }
-        guard address % Self.pageSize == 0 else { return .invalidAddress }
-        guard size >= header, size <= Self.maximumBufferSize else { return .invalidParameter }
-        // Not one of coconut's checks (its addresses cannot wrap): a buffer past the top of
-        // the address space is not guest memory.
-        guard CheckedSize.add(address, size) != nil else { return .invalidAddress }
-        working.resize(to: Int(size))
-        working.willWrite(upTo: Int(header))
-        do throws(GuestMemoryError) {
-            try memory.read(address, into: &working.bytes, at: 0, count: Int(header))
-        } catch {
-            return .invalidAddress
-        }
-        let length = LittleEndian.load(UInt64.self, from: working.bytes, at: MMCommunicateHeader.messageLengthOffset) ?? .max
-        guard length <= size - header else { return .invalidParameter }
-        let total = Int(header + length)
-        working.willWrite(upTo: total)
-        do throws(GuestMemoryError) {
-            try memory.read(address + header, into: &working.bytes, at: Int(header), count: total - Int(header))
-        } catch {
-            return .invalidAddress
-        }
-        switch MMDispatcher.dispatch(&working.bytes, service: service) {
-        case .handled:
-            break
-        case .unsupportedHandler:
-            return .invalidRequest
-        case .badBufferSize:
-            return .invalidParameter
-        }
-        // Handlers answer in place and never past 24 + MessageLength; a copy that changed size
-        // would be a bug, and is refused rather than copied back.
-        guard working.capacity == Int(size) else { return .invalidRequest }
-        do throws(GuestMemoryError) {
-            try memory.write(address, from: working.bytes, range: 0 ..< total)
-        } catch {
-            return .invalidAddress
-        }
-        return .success
     }
 }
 

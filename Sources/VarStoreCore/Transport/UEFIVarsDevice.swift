@@ -43,24 +43,26 @@ public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCry
     public static var maximumBufferSize: UInt32 { 0x10000 }
 
     public let service: VariableService<Crypto, Journal>
-    public var memory: Memory
     /// FLAGS.USE_PIO: advisory; both DMA_MM and PIO_MM work either way, as in QEMU.
     public let usePIO: Bool
-
-    public private(set) var status: UInt16 = 0
-    public private(set) var bufferSize: UInt32 = 0
-    private var dmaAddressLow: UInt32 = 0
-    private var dmaAddressHigh: UInt32 = 0
-    /// The service's private copy of the current request (bufferSize bytes).
-    private var working = MMRequestCopy()
-    private var pioBuffer: [UInt8] = []
-    public private(set) var pioOffset: UInt32 = 0
+    /// Everything a guest access can change, as one value: each guest access is one exclusive
+    /// access to it, and an MM request one more to the service (VariableService.swift says why
+    /// that matters).
+    private var registers: Registers
     private let crc = CRC32C()
+
+    public var memory: Memory {
+        get { registers.memory }
+        _modify { yield &registers.memory }
+    }
+    public var status: UInt16 { registers.status }
+    public var bufferSize: UInt32 { registers.bufferSize }
+    public var pioOffset: UInt32 { registers.pioOffset }
 
     public init(service: VariableService<Crypto, Journal>, memory: Memory, usePIO: Bool = false) {
         self.service = service
-        self.memory = memory
         self.usePIO = usePIO
+        registers = Registers(memory: memory)
     }
 
     // MARK: Guest accesses
@@ -69,19 +71,27 @@ public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCry
     /// into 2..4-byte device accesses as QEMU's memory core does for this device.
     public func mmioRead(offset: UInt64, size: Int) -> UInt64 {
         guard Self.isValidAccess(offset: offset, size: size) else { return UInt64.max }
-        var value: UInt64 = 0
-        forEachAccess(offset: offset, size: size) { accessOffset, accessSize, shift in
-            value |= (registerRead(offset: accessOffset, size: accessSize) & Self.mask(accessSize)) << shift
-        }
-        return value & Self.mask(size)
+        return Self.read(&registers, offset: offset, size: size, usePIO: usePIO, crc: crc)
     }
 
     /// A guest write of `size` bytes (1, 2, 4 or 8) at `offset` in the register block.
     public func mmioWrite(offset: UInt64, size: Int, value: UInt64) {
         guard Self.isValidAccess(offset: offset, size: size) else { return }
-        let value = value & Self.mask(size)
+        Self.write(&registers, offset: offset, size: size, value: value & Self.mask(size), service: service)
+    }
+
+    private static func read(_ registers: inout Registers, offset: UInt64, size: Int, usePIO: Bool, crc: CRC32C) -> UInt64 {
+        var value: UInt64 = 0
         forEachAccess(offset: offset, size: size) { accessOffset, accessSize, shift in
-            registerWrite(offset: accessOffset, size: accessSize, value: (value >> shift) & Self.mask(accessSize))
+            value |= (registers.read(offset: accessOffset, size: accessSize, usePIO: usePIO, crc: crc) & mask(accessSize)) << shift
+        }
+        return value & mask(size)
+    }
+
+    private static func write(_ registers: inout Registers, offset: UInt64, size: Int, value: UInt64,
+                              service: VariableService<Crypto, Journal>) {
+        forEachAccess(offset: offset, size: size) { accessOffset, accessSize, shift in
+            registers.write(offset: accessOffset, size: accessSize, value: (value >> shift) & mask(accessSize), service: service)
         }
     }
 
@@ -93,7 +103,7 @@ public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCry
         size >= 1 && size <= 8 && offset < UEFIVarsRegister.regionSize
     }
 
-    private func forEachAccess(offset: UInt64, size: Int, _ body: (UInt64, Int, UInt64) -> Void) {
+    private static func forEachAccess(offset: UInt64, size: Int, _ body: (UInt64, Int, UInt64) -> Void) {
         let accessSize = min(max(size, 2), 4)
         var done = 0
         while done < size {
@@ -102,147 +112,152 @@ public final class UEFIVarsDevice<Memory: GuestMemory, Crypto: AuthenticationCry
         }
     }
 
-    private static func mask(_ size: Int) -> UInt64 {
+    fileprivate static func mask(_ size: Int) -> UInt64 {
         size >= 8 ? UInt64.max : (UInt64(1) << UInt64(size * 8)) - 1
     }
 
     // MARK: Registers
 
-    private func registerRead(offset: UInt64, size: Int) -> UInt64 {
-        switch offset {
-        case UEFIVarsRegister.magic: return UInt64(Self.magicValue)
-        case UEFIVarsRegister.commandStatus: return UInt64(status)
-        case UEFIVarsRegister.bufferSize: return UInt64(bufferSize)
-        case UEFIVarsRegister.dmaBufferAddressLow: return UInt64(dmaAddressLow)
-        case UEFIVarsRegister.dmaBufferAddressHigh: return UInt64(dmaAddressHigh)
-        case UEFIVarsRegister.pioBufferTransfer:
-            guard UInt64(pioOffset) + UInt64(size) <= UInt64(bufferSize) else { return 0 }
-            var value: UInt64 = 0
-            for index in 0..<size {
-                value |= UInt64(pioBuffer[Int(pioOffset) + index]) << UInt64(8 * index)
+    /// The register block's state, the request copy, the PIO buffer and guest memory.
+    private struct Registers {
+        var memory: Memory
+        var status: UInt16 = 0
+        var bufferSize: UInt32 = 0
+        var dmaAddressLow: UInt32 = 0
+        var dmaAddressHigh: UInt32 = 0
+        /// The service's private copy of the current request (bufferSize bytes).
+        var working = MMRequestCopy()
+        var pioBuffer: [UInt8] = []
+        var pioOffset: UInt32 = 0
+
+        init(memory: Memory) { self.memory = memory }
+
+        mutating func read(offset: UInt64, size: Int, usePIO: Bool, crc: CRC32C) -> UInt64 {
+            switch offset {
+            case UEFIVarsRegister.magic: return UInt64(UEFIVarsDevice.magicValue)
+            case UEFIVarsRegister.commandStatus: return UInt64(status)
+            case UEFIVarsRegister.bufferSize: return UInt64(bufferSize)
+            case UEFIVarsRegister.dmaBufferAddressLow: return UInt64(dmaAddressLow)
+            case UEFIVarsRegister.dmaBufferAddressHigh: return UInt64(dmaAddressHigh)
+            case UEFIVarsRegister.pioBufferTransfer:
+                guard UInt64(pioOffset) + UInt64(size) <= UInt64(bufferSize) else { return 0 }
+                var value: UInt64 = 0
+                for index in 0..<size {
+                    value |= UInt64(pioBuffer[Int(pioOffset) + index]) << UInt64(8 * index)
+                }
+                pioOffset += UInt32(size)
+                return value
+            case UEFIVarsRegister.pioBufferCRC32C:
+                guard pioOffset <= bufferSize else { return 0 }
+                return UInt64(crc.checksum(pioBuffer, count: Int(pioOffset)))
+            case UEFIVarsRegister.flags: return usePIO ? 1 : 0
+            default: return UInt64.max  // unassigned offsets read as all-ones
             }
-            pioOffset += UInt32(size)
-            return value
-        case UEFIVarsRegister.pioBufferCRC32C:
-            guard pioOffset <= bufferSize else { return 0 }
-            return UInt64(crc.checksum(pioBuffer, count: Int(pioOffset)))
-        case UEFIVarsRegister.flags: return usePIO ? 1 : 0
-        default: return UInt64.max  // unassigned offsets read as all-ones
         }
-    }
 
-    private func registerWrite(offset: UInt64, size: Int, value: UInt64) {
-        switch offset {
-        case UEFIVarsRegister.commandStatus:
-            status = execute(UInt16(truncatingIfNeeded: value)).rawValue
-        case UEFIVarsRegister.bufferSize:
-            // Both buffers are reallocated zero-filled: stale bytes must never be readable
-            // through PIO_BUFFER_TRANSFER (QEMU CVE-2025-8860).
-            bufferSize = min(UInt32(truncatingIfNeeded: value), Self.maximumBufferSize)
-            working.resize(to: Int(bufferSize))
-            pioBuffer = [UInt8](repeating: 0, count: Int(bufferSize))
-        case UEFIVarsRegister.dmaBufferAddressLow:
-            dmaAddressLow = UInt32(truncatingIfNeeded: value)
-        case UEFIVarsRegister.dmaBufferAddressHigh:
-            dmaAddressHigh = UInt32(truncatingIfNeeded: value)
-        case UEFIVarsRegister.pioBufferTransfer:
-            guard UInt64(pioOffset) + UInt64(size) <= UInt64(bufferSize) else { return }
-            for index in 0..<size {
-                pioBuffer[Int(pioOffset) + index] = UInt8(truncatingIfNeeded: value >> UInt64(8 * index))
+        mutating func write(offset: UInt64, size: Int, value: UInt64, service: VariableService<Crypto, Journal>) {
+            switch offset {
+            case UEFIVarsRegister.commandStatus:
+                status = execute(UInt16(truncatingIfNeeded: value), service: service).rawValue
+            case UEFIVarsRegister.bufferSize:
+                // Both buffers are reallocated zero-filled: stale bytes must never be readable
+                // through PIO_BUFFER_TRANSFER (QEMU CVE-2025-8860).
+                bufferSize = min(UInt32(truncatingIfNeeded: value), UEFIVarsDevice.maximumBufferSize)
+                working.resize(to: Int(bufferSize))
+                pioBuffer = [UInt8](repeating: 0, count: Int(bufferSize))
+            case UEFIVarsRegister.dmaBufferAddressLow:
+                dmaAddressLow = UInt32(truncatingIfNeeded: value)
+            case UEFIVarsRegister.dmaBufferAddressHigh:
+                dmaAddressHigh = UInt32(truncatingIfNeeded: value)
+            case UEFIVarsRegister.pioBufferTransfer:
+                guard UInt64(pioOffset) + UInt64(size) <= UInt64(bufferSize) else { return }
+                for index in 0..<size {
+                    pioBuffer[Int(pioOffset) + index] = UInt8(truncatingIfNeeded: value >> UInt64(8 * index))
+                }
+                pioOffset += UInt32(size)
+            default:
+                break  // read-only and unassigned offsets ignore writes
             }
-            pioOffset += UInt32(size)
-        default:
-            break  // read-only and unassigned offsets ignore writes
         }
-    }
 
-    private func execute(_ command: UInt16) -> UEFIVarsStatus {
-        switch UEFIVarsCommand(rawValue: command) {
-        case .reset:
-            // A soft reset: the PIO buffer and its offset survive, as in QEMU.
-            bufferSize = 0
-            working.resize(to: 0)
-            dmaAddressLow = 0
-            dmaAddressHigh = 0
-            return .success
-        case .dmaMM: return processMM(viaDMA: true)
-        case .pioMM: return processMM(viaDMA: false)
-        case .pioZeroOffset:
-            pioOffset = 0
-            return .success
-        case nil:
-            return .errorNotSupported
-        }
-    }
-
-    // MARK: MM requests
-
-    private var dmaAddress: UInt64 { UInt64(dmaAddressHigh) << 32 | UInt64(dmaAddressLow) }
-
-    private func processMM(viaDMA: Bool) -> UEFIVarsStatus {
-        // Every access to a class property is checked at run time: the request copy, guest
-        // memory and the PIO buffer are each handed over once for the whole request, and the
-        // registers read once.
-        Self.processMM(viaDMA: viaDMA, request: &working, memory: &memory, pio: &pioBuffer,
-                       address: dmaAddress, capacity: bufferSize, service: service)
-    }
-
-    private static func processMM(viaDMA: Bool, request: inout MMRequestCopy, memory: inout Memory, pio: inout [UInt8],
-                                  address: UInt64, capacity: UInt32,
-                                  service: VariableService<Crypto, Journal>) -> UEFIVarsStatus {
-        let headerSize = MMCommunicateHeader.size
-        guard capacity >= UInt32(headerSize), request.capacity == Int(capacity) else { return .errorBadBufferSize }
-
-        // 1. The header, once. MessageLength is taken from this copy and never re-read.
-        //    A buffer that would wrap around the top of the address space is no guest buffer.
-        if viaDMA && CheckedSize.add(address, UInt64(headerSize)) == nil { return .errorUnknown }
-        request.willWrite(upTo: headerSize)
-        if viaDMA {
-            do throws(GuestMemoryError) {
-                try memory.read(address, into: &request.bytes, at: 0, count: headerSize)
-            } catch {
-                return .errorUnknown
+        private mutating func execute(_ command: UInt16, service: VariableService<Crypto, Journal>) -> UEFIVarsStatus {
+            switch UEFIVarsCommand(rawValue: command) {
+            case .reset:
+                // A soft reset: the PIO buffer and its offset survive, as in QEMU.
+                bufferSize = 0
+                working.resize(to: 0)
+                dmaAddressLow = 0
+                dmaAddressHigh = 0
+                return .success
+            case .dmaMM: return processMM(viaDMA: true, service: service)
+            case .pioMM: return processMM(viaDMA: false, service: service)
+            case .pioZeroOffset:
+                pioOffset = 0
+                return .success
+            case nil:
+                return .errorNotSupported
             }
-        } else {
-            request.bytes.replaceSubrange(0..<headerSize, with: pio[0..<headerSize])
         }
-        let messageLength = LittleEndian.load(UInt64.self, from: request.bytes, at: MMCommunicateHeader.messageLengthOffset) ?? 0
-        guard let total = CheckedSize.add(UInt64(headerSize), messageLength), total <= UInt64(capacity) else {
-            return .errorBadBufferSize
-        }
-        if viaDMA && CheckedSize.add(address, total) == nil { return .errorUnknown }
-        let requestEnd = Int(total)
-        // 2. The body, once, right after the header in the same private copy.
-        request.willWrite(upTo: requestEnd)
-        if viaDMA {
-            do throws(GuestMemoryError) {
-                try memory.read(address &+ UInt64(headerSize), into: &request.bytes, at: headerSize,
-                                count: requestEnd - headerSize)
-            } catch {
-                return .errorUnknown
-            }
-        } else {
-            request.bytes.replaceSubrange(headerSize..<requestEnd, with: pio[headerSize..<requestEnd])
-        }
-        // Fields past MessageLength read as zero, as in QEMU's zero-filled working buffer.
-        request.clear(from: requestEnd)
 
-        let result = MMDispatcher.dispatch(&request.bytes, service: service)
+        // MARK: MM requests
 
-        // 3. The reply has exactly the request's length.
-        if viaDMA {
-            do throws(GuestMemoryError) {
-                try memory.write(address, from: request.bytes, range: 0..<requestEnd)
-            } catch {
-                return .errorUnknown
+        private var dmaAddress: UInt64 { UInt64(dmaAddressHigh) << 32 | UInt64(dmaAddressLow) }
+
+        private mutating func processMM(viaDMA: Bool, service: VariableService<Crypto, Journal>) -> UEFIVarsStatus {
+            let headerSize = MMCommunicateHeader.size
+            let address = dmaAddress, capacity = bufferSize
+            guard capacity >= UInt32(headerSize), working.capacity == Int(capacity) else { return .errorBadBufferSize }
+            // 1. The header, once. MessageLength is taken from this copy and never re-read.
+            //    A buffer that would wrap around the top of the address space is no guest buffer.
+            if viaDMA && CheckedSize.add(address, UInt64(headerSize)) == nil { return .errorUnknown }
+            working.willWrite(upTo: headerSize)
+            if viaDMA {
+                do throws(GuestMemoryError) {
+                    try memory.read(address, into: &working.bytes, at: 0, count: headerSize)
+                } catch {
+                    return .errorUnknown
+                }
+            } else {
+                working.bytes.replaceSubrange(0..<headerSize, with: pioBuffer[0..<headerSize])
             }
-        } else {
-            pio.replaceSubrange(0..<requestEnd, with: request.bytes[0..<requestEnd])
-        }
-        switch result {
-        case .handled: return .success
-        case .unsupportedHandler: return .errorNotSupported
-        case .badBufferSize: return .errorBadBufferSize
+            let messageLength = LittleEndian.load(UInt64.self, from: working.bytes, at: MMCommunicateHeader.messageLengthOffset) ?? 0
+            guard let total = CheckedSize.add(UInt64(headerSize), messageLength), total <= UInt64(capacity) else {
+                return .errorBadBufferSize
+            }
+            if viaDMA && CheckedSize.add(address, total) == nil { return .errorUnknown }
+            let requestEnd = Int(total)
+            // 2. The body, once, right after the header in the same private copy.
+            working.willWrite(upTo: requestEnd)
+            if viaDMA {
+                do throws(GuestMemoryError) {
+                    try memory.read(address &+ UInt64(headerSize), into: &working.bytes, at: headerSize,
+                                    count: requestEnd - headerSize)
+                } catch {
+                    return .errorUnknown
+                }
+            } else {
+                working.bytes.replaceSubrange(headerSize..<requestEnd, with: pioBuffer[headerSize..<requestEnd])
+            }
+            // Fields past MessageLength read as zero, as in QEMU's zero-filled working buffer.
+            working.clear(from: requestEnd)
+
+            let result = MMDispatcher.dispatch(&working.bytes, service: service)
+
+            // 3. The reply has exactly the request's length.
+            if viaDMA {
+                do throws(GuestMemoryError) {
+                    try memory.write(address, from: working.bytes, range: 0..<requestEnd)
+                } catch {
+                    return .errorUnknown
+                }
+            } else {
+                pioBuffer.replaceSubrange(0..<requestEnd, with: working.bytes[0..<requestEnd])
+            }
+            switch result {
+            case .handled: return .success
+            case .unsupportedHandler: return .errorNotSupported
+            case .badBufferSize: return .errorBadBufferSize
+            }
         }
     }
 }
