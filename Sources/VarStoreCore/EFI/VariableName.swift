@@ -46,24 +46,32 @@ public struct VariableName: Hashable, Sendable {
         guard offset >= 0, offset <= bytes.count, UInt64(bytes.count - offset) >= size else {
             return .failure(.notTerminated)
         }
-        guard let count = ByteReader.unitsBeforeTerminator(bytes, from: offset, size: Int(size)) else {
+        // One pass, a unit at a time inside the range just checked: the first NUL ends the
+        // name; a surrogate before it refuses the name (a missing NUL is reported first).
+        let units = Int(size) / 2
+        return bytes.withUnsafeBytes { raw in
+            var surrogate = false
+            for index in 0 ..< units {
+                let unit = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * index, as: UInt16.self))
+                if unit == 0 { return surrogate ? .failure(.surrogate) : .success(offset ..< offset + 2 * index) }
+                if unit & 0xF800 == 0xD800 { surrogate = true }
+            }
             return .failure(.notTerminated)
         }
-        // A unit's high byte 0xD8–0xDF makes it a surrogate (little-endian: the second byte).
-        for index in 0 ..< count where bytes[offset + 2 * index + 1] & 0xF8 == 0xD8 {
-            return .failure(.surrogate)
-        }
-        return .success(offset ..< offset + 2 * count)
     }
 
     /// Whether `bytes` are exactly this name's code units in UCS-2LE, without a terminator.
     public func isEncoded(by bytes: Span<UInt8>) -> Bool {
         guard bytes.count == 2 * codeUnits.count else { return false }
-        for index in 0 ..< codeUnits.count
-        where codeUnits[index] != UInt16(bytes[2 * index]) | UInt16(bytes[2 * index + 1]) << 8 {
-            return false
+        return codeUnits.withUnsafeBufferPointer { units in
+            bytes.withUnsafeBytes { raw in
+                for index in 0 ..< units.count
+                where units[index] != UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * index, as: UInt16.self)) {
+                    return false
+                }
+                return true
+            }
         }
-        return true
     }
 
     /// A name from code units; nil if any is NUL or a surrogate.

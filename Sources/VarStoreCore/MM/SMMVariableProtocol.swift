@@ -215,8 +215,9 @@ enum SMMVariableHandler {
         }
         // A write to a stored variable reuses its key; only a new name is built from the bytes.
         let key: VariableKey
-        if let stored = service.storedKey(guid: guid, name: message.buffer.span.extracting(nameRange)) {
-            key = stored
+        let stored = service.storedKey(guid: guid, name: message.buffer.span.extracting(nameRange))
+        if let stored {
+            key = stored.key
         } else {
             guard let name = parseName(message, at: L.Access.name, size: nameSize) else {
                 return failure(.invalidParameter)
@@ -226,7 +227,7 @@ enum SMMVariableHandler {
         let dataStart = L.Access.name + Int(nameSize)
         let data = Array(message.buffer[dataStart ..< dataStart + Int(dataSize)])
         do {
-            try service.setVariable(key, attributes: attributes, data: data)
+            try service.setVariable(key, attributes: attributes, data: data, storedAt: stored?.slot)
         } catch {
             return failure(error)
         }

@@ -34,6 +34,8 @@ struct AuthenticatedRequest {
     /// Data without the descriptor.
     let payload: ArraySlice<UInt8>
     let existing: Variable?
+    /// Where `existing` is stored (a hint for the store: VariableStore.Slot).
+    var existingSlot: VariableStore.Slot? = nil
 
     var isAppend: Bool { attributes.contains(.appendWrite) }
 }

@@ -33,14 +33,15 @@ struct JournaledStore {
 
     // MARK: Changes within a step
 
-    /// Stores `variable` (it enumerates last), replacing any with its key.
-    mutating func put(_ variable: Variable) {
-        let previous = insertCharged(variable)
-        if variable.isNonVolatile {
-            record(variable.key, previous: previous, .put(variable))
-        } else {
-            record(variable.key, previous: previous, previous?.isNonVolatile == true ? .delete(variable.key) : nil)
-        }
+    /// Stores `variable` (it enumerates last), replacing any with its key; `hint` is where a
+    /// lookup found that key (VariableStore.Slot: checked before use).
+    mutating func put(_ variable: consuming Variable, at hint: VariableStore.Slot? = nil) {
+        let key = variable.key
+        // A volatile variable moves into the store; a non-volatile one is also the journal's.
+        let change: JournalChange? = variable.isNonVolatile ? .put(variable) : nil
+        let previous = insertCharged(variable, at: hint)
+        let deletesNonVolatile = change == nil && previous?.isNonVolatile == true
+        record(key, previous: previous, change ?? (deletesNonVolatile ? .delete(key) : nil))
     }
 
     /// Replaces a stored variable where it stands in enumeration order (VariableStore's
@@ -101,15 +102,16 @@ struct JournaledStore {
 
     /// store.insert with the quota kept: the replaced variable's charge off, the new one's on.
     @discardableResult
-    private mutating func insertCharged(_ variable: Variable) -> Variable? {
-        let previous = store.insert(variable)
+    private mutating func insertCharged(_ variable: consuming Variable, at hint: VariableStore.Slot? = nil) -> Variable? {
+        let storageClass = StorageClass(variable.attributes), charge = quota.charge(variable)
+        let previous = store.insert(variable, at: hint)
         if let previous { quota.subtract(previous) }
-        quota.add(variable)
+        quota.reserve(charge, in: storageClass)  // what `quota.add(variable)` charges
         return previous
     }
 
     /// Notes a change for undo and, when it touches a non-volatile variable, for the journal.
-    private mutating func record(_ key: VariableKey, previous: Variable?, _ change: JournalChange?) {
+    private mutating func record(_ key: VariableKey, previous: consuming Variable?, _ change: JournalChange?) {
         guard !suspended else { return }
         undoLog.append(UndoEntry(key: key, previous: previous))
         if let change { pendingChanges.append(change) }

@@ -197,10 +197,13 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
         return variable
     }
 
-    /// The stored key for a name as a request carries it, if that variable exists: a write
-    /// that replaces a variable reuses its key instead of building the name again.
-    func storedKey(guid: EFIGUID, name: Span<UInt8>) -> VariableKey? {
-        variables.store.variable(guid: guid, name: name)?.key
+    /// Where a name as a request carries it is stored, with its key: a write that replaces a
+    /// variable reuses its key instead of building the name again, and its slot instead of
+    /// looking the key up again.
+    func storedKey(guid: EFIGUID, name: Span<UInt8>) -> (key: VariableKey, slot: VariableStore.Slot)? {
+        guard let slot = variables.store.slot(guid: guid, name: name),
+              let key = variables.store.key(at: slot) else { return nil }
+        return (key, slot)
     }
 
     // MARK: GetNextVariableName
@@ -239,11 +242,16 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
     /// SetVariable, with edk2's check order (VariableServiceSetVariable, then UpdateVariable).
     /// The first failing check decides the status; a failed call changes nothing.
     /// A non-volatile change is acknowledged only once the journal holds it.
-    public mutating func setVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8]) throws(EFIStatus) {
-        try journaled { (state) throws(EFIStatus) in try state.checkedSetVariable(key, attributes: rawAttributes, data: data) }
+    /// `storedAt` is where the caller's lookup found `key`, if it did (checked before use).
+    public mutating func setVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8],
+                                     storedAt slot: VariableStore.Slot? = nil) throws(EFIStatus) {
+        try journaled { (state) throws(EFIStatus) in
+            try state.checkedSetVariable(key, attributes: rawAttributes, data: data, storedAt: slot)
+        }
     }
 
-    private mutating func checkedSetVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8]) throws(EFIStatus) {
+    private mutating func checkedSetVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8],
+                                             storedAt slot: VariableStore.Slot?) throws(EFIStatus) {
         let attributes = VariableAttributes(rawValue: rawAttributes)
         let significant = attributes.intersection(.mask)
         let legacyAuth = attributes.contains(.authenticatedWriteAccess)
@@ -306,7 +314,15 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
             try checkPolicy(key, attributes: attributes, dataSize: payload.count, isDelete: isDelete)
         }
 
-        let existing = store.variable(for: key)
+        // The caller's slot is used only once it is known to hold this key.
+        let existing: Variable?
+        var existingSlot: VariableStore.Slot?
+        if let slot, let found = variables.store.variable(at: slot), found.key == key {
+            existing = found
+            existingSlot = slot
+        } else {
+            existing = variables.store.variable(for: key)
+        }
         if let existing {
             if phase.atRuntime && !existing.attributes.contains(.runtimeAccess) { throw .writeProtected }
             // A variable may not change its attributes; 0 (delete) and APPEND are exempt.
@@ -317,7 +333,7 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
         defer { if signatureCache != nil { signatureCache = nil } }
         try processVariable(AuthenticatedRequest(key: key, rawAttributes: rawAttributes, attributes: attributes,
                                                  data: data, descriptor: descriptor, payload: payload,
-                                                 existing: existing))
+                                                 existing: existing, existingSlot: existingSlot))
     }
 
     /// edk2 UpdateVariable: applies a write that every check has accepted. Returns whether it
@@ -353,7 +369,7 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
         if let existing, !append, timeStamp == nil, existing.data.elementsEqual(request.payload) {
             // edk2 skips the flash write; QEMU still moves the variable to the end of the
             // enumeration order, and we keep QEMU's order (spec/semantics.md).
-            variables.put(existing)
+            variables.put(existing, at: request.existingSlot)
             return false
         }
         if existing == nil && phase.atRuntime
@@ -383,7 +399,7 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
         guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: requestClass) else {
             throw .outOfResources
         }
-        variables.put(replacement)
+        variables.put(replacement, at: request.existingSlot)
         return false
     }
 

@@ -51,6 +51,8 @@ public struct VariableStore: Sendable {
     /// process, so a guest cannot choose names that collide.
     private var buckets: [Bucket] = []
     public private(set) var count = 0
+    /// Counts changes, so a Slot can tell that it is stale.
+    private var generation: UInt64 = 0
     private var allEnds = Ends()
     private var runtimeEnds = Ends()
 
@@ -68,6 +70,31 @@ public struct VariableStore: Sendable {
         return slots[position]
     }
 
+    /// Where a lookup found a variable: a SetVariable that found its variable stores the
+    /// replacement there without a second lookup. Valid until the store next changes (the
+    /// store counts its changes); a stale slot finds nothing.
+    public struct Slot: Equatable, Sendable {
+        fileprivate let index: Int
+        fileprivate let generation: UInt64
+    }
+
+    /// The slot of the variable named `name` (as `variable(guid:name:)` takes it) under `guid`.
+    public func slot(guid: EFIGUID, name: Span<UInt8>) -> Slot? {
+        position(guid: guid, name: name).map { Slot(index: $0, generation: generation) }
+    }
+
+    private func isValid(_ slot: Slot) -> Bool { slot.generation == generation }
+
+    /// The key of the variable at `slot` (no copy of its data), unless the slot is stale.
+    public func key(at slot: Slot) -> VariableKey? {
+        isValid(slot) ? slots[slot.index]?.key : nil
+    }
+
+    /// The variable at `slot`, unless the slot is stale.
+    public func variable(at slot: Slot) -> Variable? {
+        isValid(slot) ? slots[slot.index] : nil
+    }
+
     private static func isRuntimeVisible(_ attributes: VariableAttributes) -> Bool {
         attributes.contains(.runtimeAccess)
     }
@@ -75,18 +102,28 @@ public struct VariableStore: Sendable {
     /// Stores `variable`, replacing any variable with the same key; it becomes the last one
     /// in enumeration order. Returns the variable it replaced.
     @discardableResult
-    public mutating func insert(_ variable: Variable) -> Variable? {
+    public mutating func insert(_ variable: consuming Variable) -> Variable? {
+        insert(variable, at: nil)
+    }
+
+    /// `insert`, replacing the variable at `hint` straight away when that slot still holds
+    /// `variable`'s key (a key copied from the stored variable compares in a few instructions).
+    @discardableResult
+    ///
+    /// Precondition: a `hint` is where `variable`'s key was found (the service checks the key
+    /// before it passes one).
+    mutating func insert(_ variable: consuming Variable, at hint: Slot?) -> Variable? {
+        generation &+= 1
+        if let hint, hint.generation &+ 1 == generation {
+            assert(slots[hint.index]?.key == variable.key, "a slot hint for another key")
+            return replace(at: hint.index, with: variable)
+        }
         let hash = Self.hash(variable.key)
         let probe = find(hash) { $0.key == variable.key }
         // A replacement keeps its slot and index entry: one lookup, then it is relinked at the
         // tail (the overwrite every SetVariable of new data makes).
         if probe.found {
-            let position = buckets[probe.bucket].position
-            let old = slots[position]
-            unlink(position, runtimeVisible: Self.isRuntimeVisible(old!.attributes))
-            slots[position] = variable
-            link(position, runtimeVisible: Self.isRuntimeVisible(variable.attributes))
-            return old
+            return replace(at: buckets[probe.bucket].position, with: variable)
         }
         let position: Int
         if let reused = freeSlots.popLast() {
@@ -106,6 +143,18 @@ public struct VariableStore: Sendable {
             buckets[probe.bucket] = Bucket(hash: hash, position: position)
         }
         return nil
+    }
+
+    /// Puts `variable` in place of the one at `position` (same key), moves it to the tail and
+    /// returns the one it replaced. Moves, not copies: each copy of a variable is a reference
+    /// count on its name and on its data.
+    private mutating func replace(at position: Int, with variable: consuming Variable) -> Variable {
+        let old = slots[position].take()!
+        unlink(position, runtimeVisible: Self.isRuntimeVisible(old.attributes))
+        let runtimeVisible = Self.isRuntimeVisible(variable.attributes)
+        slots[position] = consume variable
+        link(position, runtimeVisible: runtimeVisible)
+        return old
     }
 
     /// Appends the slot at `position` to the tail of the lists its variable belongs to.
@@ -137,6 +186,7 @@ public struct VariableStore: Sendable {
     /// no variable with the same key and attributes is stored.
     @discardableResult
     public mutating func replaceInPlace(_ variable: Variable) -> Bool {
+        generation &+= 1
         guard let position = position(of: variable.key), slots[position]?.attributes == variable.attributes else {
             return false
         }
@@ -146,6 +196,7 @@ public struct VariableStore: Sendable {
 
     @discardableResult
     public mutating func remove(_ key: VariableKey) -> Variable? {
+        generation &+= 1
         let probe = find(Self.hash(key)) { $0.key == key }
         guard probe.found else { return nil }
         let position = buckets[probe.bucket].position

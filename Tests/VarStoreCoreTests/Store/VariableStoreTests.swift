@@ -15,6 +15,47 @@ import Testing
         #expect(store.count == 3)
     }
 
+    /// UCS-2LE bytes of `name`, as a request carries them (built here, not by the store).
+    func wire(_ name: String) -> [UInt8] { name.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] } }
+
+    @Test func aSlotFromALookupIsUsableUntilTheStoreChanges() {
+        var store = VariableStore()
+        for name in ["A", "B", "C"] { store.insert(variable(name)) }
+        let bytes = wire("B")
+        let slot = store.slot(guid: .globalVariable, name: bytes.span)
+        #expect(slot != nil)
+        #expect(store.slot(guid: .globalVariable, name: wire("Z").span) == nil)
+        #expect(store.key(at: slot!) == variable("B").key)
+        #expect(store.variable(at: slot!) == variable("B"))
+        // Any change makes every earlier slot stale: it finds nothing, and an insert given it
+        // looks the key up again.
+        store.insert(variable("D"))
+        #expect(store.key(at: slot!) == nil)
+        #expect(store.variable(at: slot!) == nil)
+        store.insert(variable("B", [7]), at: slot)
+        #expect(store.all.map(\.name.text) == ["A", "C", "D", "B"])
+        #expect(store.variable(for: variable("B").key)?.data == [7])
+        #expect(store.count == 4)
+    }
+
+    @Test func anInsertAtAFreshSlotReplacesAsAPlainInsertDoes() {
+        var viaSlot = VariableStore(), plain = VariableStore()
+        for name in ["A", "B", "C"] {
+            viaSlot.insert(variable(name))
+            plain.insert(variable(name))
+        }
+        let bytes = wire("A")
+        let slot = viaSlot.slot(guid: .globalVariable, name: bytes.span)
+        #expect(viaSlot.insert(variable("A", [9]), at: slot) == variable("A"))
+        #expect(plain.insert(variable("A", [9])) == variable("A"))
+        #expect(viaSlot.all == plain.all)
+        #expect(viaSlot.count == 3)
+        // The index still finds the replacement by name, and a removal unlinks it.
+        #expect(viaSlot.variable(for: variable("A").key)?.data == [9])
+        viaSlot.remove(variable("A").key)
+        #expect(viaSlot.all.map(\.name.text) == ["B", "C"])
+    }
+
     func runtimeVariable(_ name: String) -> Variable {
         Variable(key: VariableKey(guid: .globalVariable, name: VariableName(name)!),
                  attributes: [.bootServiceAccess, .runtimeAccess], data: [1])
