@@ -114,16 +114,26 @@ struct MMMessage {
     /// The part of a name's wire form (UCS-2LE units, then the NUL) that lies inside the
     /// message, written without building the wire bytes first.
     mutating func setNameClipped(_ name: VariableName, at offset: Int) {
-        guard offset >= 0, offset < end else { return }
-        let room = end - offset
-        for (index, unit) in name.codeUnits.enumerated() {
-            guard 2 * index < room else { return }
-            buffer[offset + 2 * index] = UInt8(truncatingIfNeeded: unit)
-            if 2 * index + 1 < room { buffer[offset + 2 * index + 1] = UInt8(truncatingIfNeeded: unit >> 8) }
+        guard offset >= 0, offset < end, end <= buffer.count else { return }
+        let count = min(name.wireSize, end - offset)
+        buffer.withUnsafeMutableBytes { target in
+            let out = UnsafeMutableRawBufferPointer(rebasing: target[offset ..< offset + count])
+            name.codeUnits.withUnsafeBufferPointer { units in
+                #if _endian(little)
+                // The units are already UCS-2LE in memory: one copy, then the terminator's bytes.
+                let unitBytes = min(count, 2 * units.count)
+                if unitBytes > 0, let base = units.baseAddress {
+                    out.baseAddress!.copyMemory(from: UnsafeRawPointer(base), byteCount: unitBytes)
+                }
+                for index in unitBytes ..< count { out[index] = 0 }
+                #else
+                for index in 0 ..< count {
+                    let unit = index / 2 < units.count ? units[index / 2] : 0
+                    out[index] = UInt8(truncatingIfNeeded: index % 2 == 0 ? unit : unit >> 8)
+                }
+                #endif
+            }
         }
-        let terminator = 2 * name.codeUnits.count
-        if terminator < room { buffer[offset + terminator] = 0 }
-        if terminator + 1 < room { buffer[offset + terminator + 1] = 0 }
     }
 
     /// `bytes[0 ..< count]` to `buffer[offset ..< offset + count]`; the callers checked both ranges.

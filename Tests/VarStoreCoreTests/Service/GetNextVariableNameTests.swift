@@ -61,6 +61,23 @@ import Testing
         #expect(exact.guid == WireGUID.vendor)
     }
 
+    @Test func aTooSmallBufferStillCarriesAsMuchOfTheNextNameAsTheMessageHolds() {
+        let rig = Rig()
+        _ = rig.set("AMuchLongerName", attributes: Attr.bsRt, data: [1])
+        // QEMU writes the GUID, the size and the part of the name that fits, even when the
+        // caller's NameSize is too small; here 22 of the name's 32 wire bytes.
+        let previous = ucs2("VendorKeys")
+        let size = previous.count
+        let (status, payload) = rig.call(2, nextName(guid: WireGUID.global, nameSize: UInt64(size), name: previous))
+        #expect(status == Status.bufferTooSmall)
+        #expect(u64(payload, 32) == UInt64(ucs2("AMuchLongerName").count))
+        #expect(Array(payload[40 ..< 40 + size]) == Array(ucs2("AMuchLongerName").prefix(size)))
+        // One more byte in the message: the room ends in the low byte of a unit.
+        let odd = rig.call(2, nextName(guid: WireGUID.global, nameSize: UInt64(size), name: previous + [0xEE]))
+        #expect(odd.status == Status.bufferTooSmall)
+        #expect(Array(odd.payload[40 ..< 41 + size]) == Array(ucs2("AMuchLongerName").prefix(size + 1)))
+    }
+
     @Test func previousNameMustBeTerminatedWithinNameSize() {
         let rig = Rig()
         _ = rig.set("AB", attributes: Attr.bsRt, data: [1])
