@@ -104,6 +104,14 @@ struct MMMessage {
         copy(bytes, count: bytes.count, to: offset)
     }
 
+    mutating func setBytes(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        guard offset >= 0, offset <= end, end - offset >= bytes.count, end <= buffer.count, let source = bytes.baseAddress,
+              !bytes.isEmpty else { return }
+        buffer.withUnsafeMutableBytes { target in
+            target.baseAddress!.advanced(by: offset).copyMemory(from: source, byteCount: bytes.count)
+        }
+    }
+
     /// A GUID in wire form, if all 16 bytes lie inside the message.
     mutating func setGUID(_ guid: EFIGUID, at offset: Int) {
         guard offset >= 0, offset <= end, end - offset >= 16 else { return }
@@ -114,25 +122,28 @@ struct MMMessage {
     /// The part of a name's wire form (UCS-2LE units, then the NUL) that lies inside the
     /// message, written without building the wire bytes first.
     mutating func setNameClipped(_ name: VariableName, at offset: Int) {
+        name.codeUnits.withUnsafeBufferPointer { setNameClipped($0, at: offset) }
+    }
+
+    /// The same, for a name's code units (the terminator excluded) where they are stored.
+    mutating func setNameClipped(_ units: UnsafeBufferPointer<UInt16>, at offset: Int) {
         guard offset >= 0, offset < end, end <= buffer.count else { return }
-        let count = min(name.wireSize, end - offset)
+        let count = min(2 * (units.count + 1), end - offset)
         buffer.withUnsafeMutableBytes { target in
             let out = UnsafeMutableRawBufferPointer(rebasing: target[offset ..< offset + count])
-            name.codeUnits.withUnsafeBufferPointer { units in
-                #if _endian(little)
-                // The units are already UCS-2LE in memory: one copy, then the terminator's bytes.
-                let unitBytes = min(count, 2 * units.count)
-                if unitBytes > 0, let base = units.baseAddress {
-                    out.baseAddress!.copyMemory(from: UnsafeRawPointer(base), byteCount: unitBytes)
-                }
-                for index in unitBytes ..< count { out[index] = 0 }
-                #else
-                for index in 0 ..< count {
-                    let unit = index / 2 < units.count ? units[index / 2] : 0
-                    out[index] = UInt8(truncatingIfNeeded: index % 2 == 0 ? unit : unit >> 8)
-                }
-                #endif
+            #if _endian(little)
+            // The units are already UCS-2LE in memory: one copy, then the terminator's bytes.
+            let unitBytes = min(count, 2 * units.count)
+            if unitBytes > 0, let base = units.baseAddress {
+                out.baseAddress!.copyMemory(from: UnsafeRawPointer(base), byteCount: unitBytes)
             }
+            for index in unitBytes ..< count { out[index] = 0 }
+            #else
+            for index in 0 ..< count {
+                let unit = index / 2 < units.count ? units[index / 2] : 0
+                out[index] = UInt8(truncatingIfNeeded: index % 2 == 0 ? unit : unit >> 8)
+            }
+            #endif
         }
     }
 

@@ -139,25 +139,27 @@ enum SMMVariableHandler {
         guard let name = nameBytes(message, at: L.Access.name, size: nameSize) else {
             return failure(.invalidParameter)
         }
-        let variable: Variable
+        let slot = service.slot(guid: guid, name: message.buffer.span.extracting(name))
         do {
-            variable = try service.getVariable(guid: guid, name: message.buffer.span.extracting(name))
+            // The reply is written from the stored variable in place.
+            return try service.readVariable(at: slot) { attributes, data in
+                // The data area the caller advertises must fit the transport's buffer.
+                guard let advertisedEnd = CheckedSize.add(nameEnd, requestedDataSize),
+                      advertisedEnd <= UInt64(message.capacity) else { return failure(.badBufferSize) }
+
+                let storedSize = UInt64(data.count)
+                // edk2 returns Attributes and the needed DataSize on success and on BUFFER_TOO_SMALL.
+                message.setU32(attributes.rawValue, at: L.Access.attributes)
+                message.setU64(storedSize, at: L.Access.dataSize)
+                if storedSize > requestedDataSize { return (.bufferTooSmall, nameEnd) }
+                let needed = nameEnd + storedSize
+                if needed > length { return (.bufferTooSmall, needed) }
+                message.setBytes(data, at: L.Access.name + Int(nameSize))
+                return (.success, needed)
+            }
         } catch {
             return failure(error)
         }
-        // The data area the caller advertises must fit the transport's buffer.
-        guard let advertisedEnd = CheckedSize.add(nameEnd, requestedDataSize),
-              advertisedEnd <= UInt64(message.capacity) else { return failure(.badBufferSize) }
-
-        let storedSize = UInt64(variable.data.count)
-        // edk2 returns Attributes and the needed DataSize on success and on BUFFER_TOO_SMALL.
-        message.setU32(variable.attributes.rawValue, at: L.Access.attributes)
-        message.setU64(storedSize, at: L.Access.dataSize)
-        if storedSize > requestedDataSize { return (.bufferTooSmall, nameEnd) }
-        let needed = nameEnd + storedSize
-        if needed > length { return (.bufferTooSmall, needed) }
-        message.setBytes(variable.data, at: L.Access.name + Int(nameSize))
-        return (.success, needed)
     }
 
     // MARK: GET_NEXT_VARIABLE_NAME (2)
@@ -176,24 +178,27 @@ enum SMMVariableHandler {
         guard let name = nameBytes(message, at: L.NextName.name, size: nameSize) else {
             return failure(.invalidParameter)
         }
-        let next: Variable
+        let next: VariableStore.Slot
         do {
-            next = try service.nextVariable(afterGUID: guid, name: message.buffer.span.extracting(name))
+            next = try service.nextSlot(afterGUID: guid, name: message.buffer.span.extracting(name))
         } catch {
             return failure(error)
         }
-        let nextSize = UInt64(next.name.wireSize)
-        let needed = L.NextName.minimumLength + nextSize
-        guard needed <= UInt64(message.capacity) else { return failure(.badBufferSize) }
-        // QEMU writes the GUID, the size and as much of the name as the message holds even
-        // when the caller's buffer is too small; edk2's driver reads only NameSize then.
-        message.setGUID(next.guid, at: L.NextName.guid)
-        message.setU64(nextSize, at: L.NextName.nameSize)
-        message.setNameClipped(next.name, at: L.NextName.name)
-        // edk2 (VariableSmm.c) compares with the caller's NameSize, so a name is never
-        // reported as returned into a buffer smaller than it.
-        if nextSize > nameSize { return (.bufferTooSmall, L.NextName.minimumLength) }
-        return (.success, needed)
+        // The reply is written from the stored name in place.
+        return service.withName(at: next) { nextGUID, units -> Answer in
+            let nextSize = UInt64(2 * (units.count + 1))
+            let needed = L.NextName.minimumLength + nextSize
+            guard needed <= UInt64(message.capacity) else { return failure(.badBufferSize) }
+            // QEMU writes the GUID, the size and as much of the name as the message holds even
+            // when the caller's buffer is too small; edk2's driver reads only NameSize then.
+            message.setGUID(nextGUID, at: L.NextName.guid)
+            message.setU64(nextSize, at: L.NextName.nameSize)
+            message.setNameClipped(units, at: L.NextName.name)
+            // edk2 (VariableSmm.c) compares with the caller's NameSize, so a name is never
+            // reported as returned into a buffer smaller than it.
+            if nextSize > nameSize { return (.bufferTooSmall, L.NextName.minimumLength) }
+            return (.success, needed)
+        } ?? failure(.notFound)  // unreachable: the slot was just found
     }
 
     // MARK: SET_VARIABLE (3)

@@ -73,7 +73,7 @@ extension VariableServiceState {
     /// edk2 InCustomMode() && UserPhysicalPresent().
     var customModeInEffect: Bool {
         guard configuration.allowCustomMode, userPhysicallyPresent,
-              let custom = store.variable(for: SecureBootVariable.customMode) else { return false }
+              let custom = variables.store.variable(for: SecureBootVariable.customMode) else { return false }
         return custom.data.first == 1
     }
 
@@ -94,7 +94,7 @@ extension VariableServiceState {
             deleted = try verifyAndUpdate(request, descriptor, authority: .platformKey)
         }
         guard isPlatformKey else { return }
-        if modeBefore.isSetupMode && !deleted && store.variable(for: SecureBootVariable.pk) != nil {
+        if modeBefore.isSetupMode && !deleted && variables.store.variable(for: SecureBootVariable.pk) != nil {
             transition(to: modeBefore.afterPlatformKeyEnrolled())
         } else if !modeBefore.isSetupMode && deleted {
             transition(to: modeBefore.afterPlatformKeyDeleted())
@@ -164,7 +164,7 @@ extension VariableServiceState {
         if isAudit && mode == .user && !userPhysicallyPresent { throw .securityViolation }
         // The mode must survive a reset; without room for its record the write fails whole.
         guard persist(target) else { throw .outOfResources }
-        if isAudit && mode == .user, let pk = store.variable(for: SecureBootVariable.pk) { remove(pk) }
+        if isAudit && mode == .user, let pk = variables.store.variable(for: SecureBootVariable.pk) { remove(pk) }
         transition(to: target)
     }
 
@@ -198,14 +198,14 @@ extension VariableServiceState {
         case .platformKey:
             // The signer must be the enrolled PK certificate itself, byte for byte.
             guard let signer = crypto.signerCertificates(of: signedData).first,
-                  let pk = store.variable(for: SecureBootVariable.pk),
+                  let pk = variables.store.variable(for: SecureBootVariable.pk),
                   let enrolled = Self.firstSignatureData(pk.data), enrolled.elementsEqual(signer) else {
                 throw .securityViolation
             }
             verified = crypto.verify(signedData, detachedContent: content, trustedCertificates: [signer])
         case .keyExchangeKey:
             // No KEK: edk2 returns the failed lookup's status.
-            guard let kek = store.variable(for: SecureBootVariable.kek) else { throw .notFound }
+            guard let kek = variables.store.variable(for: SecureBootVariable.kek) else { throw .notFound }
             let anchors = Self.x509Certificates(kek.data)
             verified = !anchors.isEmpty
                 && crypto.verify(signedData, detachedContent: content, trustedCertificates: anchors)

@@ -83,30 +83,30 @@ extension VariableServiceState {
     /// from PK and the persisted Audit/Deployed record, and the status variables are written
     /// from it. CustomMode returns to 0 at every boot.
     mutating func initializeSecureBoot() {
-        let persisted = store.variable(for: SecureBootVariable.persistedMode).flatMap { variable in
+        let persisted = variables.store.variable(for: SecureBootVariable.persistedMode).flatMap { variable in
             variable.data.count == 1 ? SecureBootMode(rawValue: variable.data[0]) : nil
         }
         let mode = SecureBootMode.atBoot(persisted: persisted,
-                                         platformKeyPresent: store.variable(for: SecureBootVariable.pk) != nil)
+                                         platformKeyPresent: variables.store.variable(for: SecureBootVariable.pk) != nil)
         secureBootMode = mode
         persist(mode)
         storeInternally(SecureBootVariable.setupMode, attributes: Self.statusAttributes, data: [mode.setupModeValue])
         var support: [UInt8] = []
         for type in SecureBootVariable.supportedSignatureTypes { support += type.wireBytes }
         storeInternally(SecureBootVariable.signatureSupport, attributes: Self.statusAttributes, data: support)
-        if !mode.isSetupMode && store.variable(for: SecureBootVariable.secureBootEnable) == nil {
+        if !mode.isSetupMode && variables.store.variable(for: SecureBootVariable.secureBootEnable) == nil {
             storeInternally(SecureBootVariable.secureBootEnable, attributes: Self.platformAttributes, data: [1])
         }
         // A missing SecureBootEnable counts as enabled: the record can be missing only because
         // PK was enrolled at runtime or the store had no room for it, and neither may turn
         // Secure Boot off (fail closed).
-        let enabled = store.variable(for: SecureBootVariable.secureBootEnable).map { $0.data == [1] } ?? true
+        let enabled = variables.store.variable(for: SecureBootVariable.secureBootEnable).map { $0.data == [1] } ?? true
         storeInternally(SecureBootVariable.secureBoot, attributes: Self.statusAttributes,
                         data: [!mode.isSetupMode && enabled ? 1 : 0])
         storeInternally(SecureBootVariable.auditMode, attributes: Self.statusAttributes, data: [mode.auditModeValue])
         storeInternally(SecureBootVariable.deployedMode, attributes: Self.statusAttributes, data: [mode.deployedModeValue])
         storeInternally(SecureBootVariable.customMode, attributes: Self.platformAttributes, data: [0])
-        if let record = store.variable(for: SecureBootVariable.vendorKeysNv), record.data.count == 1 {
+        if let record = variables.store.variable(for: SecureBootVariable.vendorKeysNv), record.data.count == 1 {
             vendorKeysValid = record.data[0] != 0
         } else {
             vendorKeysValid = true
@@ -129,7 +129,7 @@ extension VariableServiceState {
         guard before.isSetupMode != mode.isSetupMode, !phase.atRuntime else { return }
         patchStatus(SecureBootVariable.secureBoot, mode.isSetupMode ? 0 : 1)
         if mode.isSetupMode {
-            if let enable = store.variable(for: SecureBootVariable.secureBootEnable) { remove(enable) }
+            if let enable = variables.store.variable(for: SecureBootVariable.secureBootEnable) { remove(enable) }
         } else {
             storeInternally(SecureBootVariable.secureBootEnable, attributes: Self.platformAttributes, data: [1])
         }
@@ -142,7 +142,7 @@ extension VariableServiceState {
         if mode == .audit || mode == .deployed {
             return storeInternally(SecureBootVariable.persistedMode, attributes: Self.platformAttributes, data: [mode.rawValue])
         }
-        if let record = store.variable(for: SecureBootVariable.persistedMode) { remove(record) }
+        if let record = variables.store.variable(for: SecureBootVariable.persistedMode) { remove(record) }
         return true
     }
 

@@ -242,7 +242,7 @@ extension VariableServiceState {
         guard !key.name.isEmpty, property.revision == VariableProperty.revision else { throw .invalidParameter }
         if properties[key] == nil {
             let charge = Self.propertyCharge(key)
-            guard quota.fits(replacing: nil, newCharge: charge, in: .volatile) else { throw .outOfResources }
+            guard variables.quota.fits(replacing: nil, newCharge: charge, in: .volatile) else { throw .outOfResources }
             variables.quota.reserve(charge, in: .volatile)
             propertyBytes += charge
         }

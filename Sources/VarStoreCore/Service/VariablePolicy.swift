@@ -225,10 +225,10 @@ extension VariableServiceState {
         case .lockNow:
             throw .writeProtected
         case .lockOnCreate:
-            if store.variable(for: key) != nil { throw .writeProtected }
+            if variables.store.variable(for: key) != nil { throw .writeProtected }
         case .lockOnVariableState:
             guard let namespace = policy.stateNamespace, let stateName = VariableName(codeUnits: policy.stateName),
-                  let state = store.variable(for: VariableKey(guid: namespace, name: stateName)) else { return }
+                  let state = variables.store.variable(for: VariableKey(guid: namespace, name: stateName)) else { return }
             if state.data.count == 1 && state.data[0] == policy.stateValue { throw .writeProtected }
         }
     }
@@ -237,7 +237,7 @@ extension VariableServiceState {
     /// table would let the guest exhaust the service's memory.
     public mutating func registerPolicy(_ entry: VariablePolicyEntry) throws(EFIStatus) {
         if policies.isLocked { throw .writeProtected }
-        guard quota.fits(replacing: nil, newCharge: UInt64(entry.bytes.count), in: .volatile) else { throw .outOfResources }
+        guard variables.quota.fits(replacing: nil, newCharge: UInt64(entry.bytes.count), in: .volatile) else { throw .outOfResources }
         try policies.register(entry)
         variables.quota.reserve(UInt64(entry.bytes.count), in: .volatile)
     }

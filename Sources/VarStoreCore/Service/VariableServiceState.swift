@@ -19,7 +19,8 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
     /// The store, its quota and the current step's journal record (JournaledStore.swift):
     /// every change goes through it.
     var variables: JournaledStore
-    /// Read freely; changes go through `variables`.
+    /// Read freely; changes go through `variables`. (Inside the service, `variables.store` and
+    /// `variables.quota`: a copy of the whole store per access costs a reference count per array.)
     public var store: VariableStore { variables.store }
     public var quota: StorageQuota { variables.quota }
     public private(set) var phase = BootPhase()
@@ -122,7 +123,7 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
         initializeSecureBootDurably()
     }
 
-    public var nonVolatileVariables: [Variable] { store.all.filter { $0.isNonVolatile } }
+    public var nonVolatileVariables: [Variable] { variables.store.all.filter { $0.isNonVolatile } }
 
     // MARK: Boot-phase events
 
@@ -146,10 +147,10 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
     /// edk2 MorLockInitAtEndOfDxe: with MOR present, MORLock starts unlocked (0); without MOR
     /// there is nothing to protect, so both variables are removed and locked for this boot.
     private mutating func initializeMemoryOverwriteLock() {
-        if store.variable(for: MemoryOverwriteControl.mor) != nil {
+        if variables.store.variable(for: MemoryOverwriteControl.mor) != nil {
             storeInternally(MemoryOverwriteControl.morLock, attributes: MemoryOverwriteControl.attributes, data: [0])
         } else {
-            if let lock = store.variable(for: MemoryOverwriteControl.morLock) { remove(lock) }
+            if let lock = variables.store.variable(for: MemoryOverwriteControl.morLock) { remove(lock) }
             memoryOverwrite.deactivate()
             for key in [MemoryOverwriteControl.mor, MemoryOverwriteControl.morLock] {
                 try? registerPolicy(.lockNow(key))
@@ -162,12 +163,12 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
     /// value. Rewriting the same value changes nothing, as in edk2.
     @discardableResult
     mutating func storeInternally(_ key: VariableKey, attributes: VariableAttributes, data: [UInt8]) -> Bool {
-        let existing = store.variable(for: key)
+        let existing = variables.store.variable(for: key)
         if let existing, existing.attributes == attributes, existing.data == data { return true }
         // An authenticated variable always carries a time; the service's own writes use zero.
         let replacement = Variable(key: key, attributes: attributes, data: data,
                                    timestamp: attributes.contains(.timeBasedAuthenticatedWriteAccess) ? .zero : nil)
-        guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: StorageClass(attributes)) else { return false }
+        guard variables.quota.fits(replacing: existing, newCharge: variables.quota.charge(replacement), in: StorageClass(attributes)) else { return false }
         variables.put(replacement)
         return true
     }
@@ -190,6 +191,26 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
     /// terminator, already checked by `VariableName.validate`.
     public func getVariable(guid: EFIGUID, name: Span<UInt8>) throws(EFIStatus) -> Variable {
         try visible(name.isEmpty ? nil : variables.store.variable(guid: guid, name: name))
+    }
+
+    /// Where GetVariable finds a name as a request carries it (nil for the empty name, which
+    /// edk2 answers with EFI_NOT_FOUND); read it with `readVariable(at:_:)`.
+    func slot(guid: EFIGUID, name: Span<UInt8>) -> VariableStore.Slot? {
+        name.isEmpty ? nil : variables.store.slot(guid: guid, name: name)
+    }
+
+    /// GetVariable of the variable a lookup found: `body` reads its attributes and data in
+    /// place (no copy of the variable); EFI_NOT_FOUND if there is none or the caller may not
+    /// see it.
+    func readVariable<Result>(at slot: VariableStore.Slot?,
+                              _ body: (VariableAttributes, UnsafeRawBufferPointer) -> Result) throws(EFIStatus) -> Result {
+        let atRuntime = phase.atRuntime
+        guard let slot, let result = variables.store.withData(at: slot, { attributes, data -> Result? in
+            // After ExitBootServices only variables with RUNTIME_ACCESS exist for the caller.
+            guard !atRuntime || attributes.contains(.runtimeAccess) else { return nil }
+            return body(attributes, data)
+        }), let result else { throw .notFound }
+        return result
     }
 
     private func visible(_ variable: Variable?) throws(EFIStatus) -> Variable {
@@ -220,6 +241,27 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
         let walk = visibleWalk
         if name.isEmpty { return try first(walk) }
         return try next(variables.store.successor(guid: guid, name: name, in: walk))
+    }
+
+    /// GetNextVariableName for a name as a request carries it, by slot: the reply is written
+    /// from the store in place (`VariableStore.withName`).
+    func nextSlot(afterGUID guid: EFIGUID, name: Span<UInt8>) throws(EFIStatus) -> VariableStore.Slot {
+        let walk = visibleWalk
+        if name.isEmpty {
+            guard let first = variables.store.firstSlot(walk) else { throw .notFound }
+            return first
+        }
+        // The same answers as `next(_:)` gives.
+        switch variables.store.successorSlot(guid: guid, name: name, in: walk) {
+        case .found(let next): return next
+        case .end: throw .notFound
+        case .missing: throw .invalidParameter
+        }
+    }
+
+    /// The GUID and name of the variable at `slot`, read in place by `body`.
+    func withName<Result>(at slot: VariableStore.Slot, _ body: (EFIGUID, UnsafeBufferPointer<UInt16>) -> Result) -> Result? {
+        variables.store.withName(at: slot, body)
     }
 
     private func first(_ walk: VariableStore.Walk) throws(EFIStatus) -> Variable {
@@ -283,8 +325,8 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
         // edk2 checks the size limit (EFI_INVALID_PARAMETER, not OUT_OF_RESOURCES) before it
         // looks the variable up.
         let requestClass = StorageClass(attributes)
-        guard let requestCharge = quota.charge(nameSize: key.name.wireSize, dataSize: payload.count),
-              requestCharge <= quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
+        guard let requestCharge = variables.quota.charge(nameSize: key.name.wireSize, dataSize: payload.count),
+              requestCharge <= variables.quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
 
         let append = attributes.contains(.appendWrite)
         let isDelete = (payload.isEmpty && !append) || attributes.isDisjoint(with: [.bootServiceAccess, .runtimeAccess])
@@ -389,14 +431,14 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
             } else {
                 newData = existing.data + newData
             }
-            guard let appendedCharge = quota.charge(nameSize: key.name.wireSize, dataSize: newData.count),
-                  appendedCharge <= quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
+            guard let appendedCharge = variables.quota.charge(nameSize: key.name.wireSize, dataSize: newData.count),
+                  appendedCharge <= variables.quota.maximumVariableSize(requestClass) else { throw .invalidParameter }
             // An append keeps the later of the two times (edk2; QEMU takes the new one).
             if let stored = existing.timestamp, let time = timeStamp, !time.isLater(than: stored) { newTime = stored }
         }
         let replacement = Variable(key: key, attributes: attributes, data: newData, timestamp: newTime,
                                    certificateDigest: certificateDigest ?? existing?.certificateDigest)
-        guard quota.fits(replacing: existing, newCharge: quota.charge(replacement), in: requestClass) else {
+        guard variables.quota.fits(replacing: existing, newCharge: variables.quota.charge(replacement), in: requestClass) else {
             throw .outOfResources
         }
         variables.put(replacement, at: request.existingSlot)
@@ -426,8 +468,8 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
             if configuration.hardwareErrorStorageSize == 0 { throw .unsupported }
         }
         let storageClass = StorageClass(attributes)
-        return StorageInfo(maximumVariableStorageSize: quota.capacity(storageClass),
-                           remainingVariableStorageSize: quota.remaining(storageClass),
-                           maximumVariableSize: quota.largestNewVariable(storageClass))
+        return StorageInfo(maximumVariableStorageSize: variables.quota.capacity(storageClass),
+                           remainingVariableStorageSize: variables.quota.remaining(storageClass),
+                           maximumVariableSize: variables.quota.largestNewVariable(storageClass))
     }
 }

@@ -90,6 +90,17 @@ public struct VariableStore: Sendable {
         isValid(slot) ? slots[slot.index]?.key : nil
     }
 
+    /// Lets `body` read the attributes and data of the variable at `slot` where they are
+    /// stored, unless the slot is stale: a reply copies the data from there without first
+    /// copying the variable (each copy of one is a reference count on its name and its data).
+    public func withData<Result>(at slot: Slot, _ body: (VariableAttributes, UnsafeRawBufferPointer) -> Result) -> Result? {
+        guard isValid(slot) else { return nil }
+        return slots.withUnsafeBufferPointer { stored in
+            guard let attributes = stored[slot.index]?.attributes else { return nil }
+            return stored[slot.index]?.data.withUnsafeBytes { body(attributes, $0) }
+        }
+    }
+
     /// The variable at `slot`, unless the slot is stale.
     public func variable(at slot: Slot) -> Variable? {
         isValid(slot) ? slots[slot.index] : nil
@@ -234,17 +245,64 @@ public struct VariableStore: Sendable {
     }
 
     private func successor(of position: Int?, in walk: Walk) -> Successor {
+        switch successorPosition(of: position, in: walk) {
+        case .found(let next): return slots[next].map(Successor.found) ?? .end
+        case .end: return .end
+        case .missing: return .missing
+        }
+    }
+
+    /// A walk's next step by slot, for a reply written from the store in place (`withName`).
+    public enum SlotSuccessor: Equatable {
+        case found(Slot)
+        case end
+        case missing
+    }
+
+    /// The slot of the variable after the one named by `guid` and `name` in `walk`.
+    public func successorSlot(guid: EFIGUID, name: Span<UInt8>, in walk: Walk) -> SlotSuccessor {
+        switch successorPosition(of: position(guid: guid, name: name), in: walk) {
+        case .found(let next): return .found(Slot(index: next, generation: generation))
+        case .end: return .end
+        case .missing: return .missing
+        }
+    }
+
+    /// The slot of the first variable of `walk`.
+    public func firstSlot(_ walk: Walk) -> Slot? {
+        let head = walk == .all ? allEnds.head : runtimeEnds.head
+        return head == Self.none ? nil : Slot(index: head, generation: generation)
+    }
+
+    /// Lets `body` read the GUID and name of the variable at `slot` where they are stored,
+    /// unless the slot is stale (no copy of the variable).
+    public func withName<Result>(at slot: Slot, _ body: (EFIGUID, UnsafeBufferPointer<UInt16>) -> Result) -> Result? {
+        guard isValid(slot) else { return nil }
+        return slots.withUnsafeBufferPointer { stored in
+            guard let guid = stored[slot.index]?.key.guid else { return nil }
+            return stored[slot.index]?.key.name.codeUnits.withUnsafeBufferPointer { body(guid, $0) }
+        }
+    }
+
+    private enum PositionSuccessor {
+        case found(Int)
+        case end
+        case missing
+    }
+
+    private func successorPosition(of position: Int?, in walk: Walk) -> PositionSuccessor {
         guard let position else { return .missing }
         let next: Int
         switch walk {
         case .all:
             next = links[position].all.next
         case .runtimeVisible:
-            guard let variable = slots[position], Self.isRuntimeVisible(variable.attributes) else { return .missing }
+            guard let attributes = slots[position]?.attributes, Self.isRuntimeVisible(attributes) else { return .missing }
             next = links[position].runtime.next
         }
-        guard next != Self.none, let found = slots[next] else { return .end }
-        return .found(found)
+        // (A trivial field, not the whole optional: comparing that with nil would copy it.)
+        guard next != Self.none, slots[next]?.attributes != nil else { return .end }
+        return .found(next)
     }
 
     // MARK: The index
