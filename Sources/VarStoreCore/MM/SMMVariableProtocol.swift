@@ -220,19 +220,23 @@ enum SMMVariableHandler {
         }
         // A write to a stored variable reuses its key; only a new name is built from the bytes.
         let key: VariableKey
-        let stored = service.storedKey(guid: guid, name: message.buffer.span.extracting(nameRange))
-        if let stored {
+        let slot: VariableStore.Slot?
+        switch service.storedKey(guid: guid, name: message.buffer.span.extracting(nameRange)) {
+        case .some(let stored):
             key = stored.key
-        } else {
+            slot = stored.slot
+        case .none:
             guard let name = parseName(message, at: L.Access.name, size: nameSize) else {
                 return failure(.invalidParameter)
             }
             key = VariableKey(guid: guid, name: name)
+            slot = nil
         }
         let dataStart = L.Access.name + Int(nameSize)
         let data = Array(message.buffer[dataStart ..< dataStart + Int(dataSize)])
         do {
-            try service.setVariable(key, attributes: attributes, data: data, storedAt: stored?.slot)
+            // The key and the data move into the service (its parameters are consuming).
+            try service.setVariable(key, attributes: attributes, data: data, storedAt: slot)
         } catch {
             return failure(error)
         }

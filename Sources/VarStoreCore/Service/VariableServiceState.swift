@@ -77,21 +77,36 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
     /// before this returns. If the journal fails, every change the step made is undone and
     /// the step reports EFI_DEVICE_ERROR (a variable it touched may then enumerate last).
     mutating func journaled(_ body: (inout Self) throws(EFIStatus) -> Void) throws(EFIStatus) {
-        let mode = secureBootMode
-        let vendorKeys = vendorKeysValid
-        let overwrite = memoryOverwrite
+        let start = beginStep()
         var outcome: EFIStatus?
         do {
             try body(&self)
         } catch {
             outcome = error
         }
+        try endStep(start, outcome: outcome)
+    }
+
+    /// What a durable step puts back if the journal refuses it (the store's own changes are
+    /// undone by `variables`).
+    struct StepStart {
+        let mode: SecureBootMode
+        let vendorKeys: Bool
+        let overwrite: MemoryOverwriteControl
+    }
+
+    /// `journaled` in two halves, for a step whose arguments move into it (SetVariable).
+    func beginStep() -> StepStart {
+        StepStart(mode: secureBootMode, vendorKeys: vendorKeysValid, overwrite: memoryOverwrite)
+    }
+
+    mutating func endStep(_ start: StepStart, outcome: EFIStatus?) throws(EFIStatus) {
         do throws(StorageError) {
             try variables.commitStep(to: &journal)
         } catch {
-            secureBootMode = mode
-            vendorKeysValid = vendorKeys
-            memoryOverwrite = overwrite
+            secureBootMode = start.mode
+            vendorKeysValid = start.vendorKeys
+            memoryOverwrite = start.overwrite
             throw .deviceError
         }
         if let outcome { throw outcome }
@@ -285,14 +300,21 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
     /// The first failing check decides the status; a failed call changes nothing.
     /// A non-volatile change is acknowledged only once the journal holds it.
     /// `storedAt` is where the caller's lookup found `key`, if it did (checked before use).
-    public mutating func setVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8],
+    /// The key and data move into the stored variable (a copy of each would be a reference
+    /// count, twice, for every write).
+    public mutating func setVariable(_ key: consuming VariableKey, attributes rawAttributes: UInt32, data: consuming [UInt8],
                                      storedAt slot: VariableStore.Slot? = nil) throws(EFIStatus) {
-        try journaled { (state) throws(EFIStatus) in
-            try state.checkedSetVariable(key, attributes: rawAttributes, data: data, storedAt: slot)
+        let start = beginStep()
+        var outcome: EFIStatus?
+        do {
+            try checkedSetVariable(key, attributes: rawAttributes, data: data, storedAt: slot)
+        } catch {
+            outcome = error
         }
+        try endStep(start, outcome: outcome)
     }
 
-    private mutating func checkedSetVariable(_ key: VariableKey, attributes rawAttributes: UInt32, data: [UInt8],
+    private mutating func checkedSetVariable(_ key: consuming VariableKey, attributes rawAttributes: UInt32, data: consuming [UInt8],
                                              storedAt slot: VariableStore.Slot?) throws(EFIStatus) {
         let attributes = VariableAttributes(rawValue: rawAttributes)
         let significant = attributes.intersection(.mask)
@@ -374,8 +396,8 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
         // Authenticated-variable processing (AuthVariableLib), which ends in update().
         defer { if signatureCache != nil { signatureCache = nil } }
         try processVariable(AuthenticatedRequest(key: key, rawAttributes: rawAttributes, attributes: attributes,
-                                                 data: data, descriptor: descriptor, payload: payload,
-                                                 existing: existing, existingSlot: existingSlot))
+                                                 data: data, descriptor: descriptor, payload: consume payload,
+                                                 existing: consume existing, existingSlot: existingSlot))
     }
 
     /// edk2 UpdateVariable: applies a write that every check has accepted. Returns whether it
@@ -383,45 +405,47 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
     /// `certificateDigest` the signer pin of a newly created private variable.
     @discardableResult
     mutating func update(_ request: AuthenticatedRequest, timeStamp: EFITime?, certificateDigest: [UInt8]?) throws(EFIStatus) -> Bool {
-        let key = request.key
+        // `request.existing` is read in place: a local copy of a variable is a reference count
+        // on its name and on its data.
         let attributes = request.attributes
-        let existing = request.existing
         let append = request.isAppend
         let requestClass = StorageClass(attributes)
         let isDelete = (request.payload.isEmpty && !append)
             || attributes.isDisjoint(with: [.bootServiceAccess, .runtimeAccess])
+        let existingAttributes = request.existing?.attributes
         // At runtime existing volatile variables are read-only.
-        if let existing, phase.atRuntime && !existing.isNonVolatile { throw .writeProtected }
+        if let existingAttributes, phase.atRuntime && !existingAttributes.contains(.nonVolatile) { throw .writeProtected }
 
         if isDelete {
-            guard let existing else { throw .notFound }
-            remove(existing)
+            guard existingAttributes != nil else { throw .notFound }
+            variables.remove(request.key)
             return true
         }
         // An empty append changes nothing, whether or not the variable exists — except that
         // an authenticated one takes the later timestamp.
         if append && request.payload.isEmpty {
-            if let existing, let timeStamp, timeStamp.isLater(than: existing.timestamp ?? .zero) {
+            if let existing = request.existing, let timeStamp, timeStamp.isLater(than: existing.timestamp ?? .zero) {
                 var stamped = existing
                 stamped.timestamp = timeStamp
                 variables.replaceInPlace(stamped)
             }
             return false
         }
-        if let existing, !append, timeStamp == nil, existing.data.elementsEqual(request.payload) {
+        if !append, timeStamp == nil, let existing = request.existing, existing.data.elementsEqual(request.payload) {
             // edk2 skips the flash write; QEMU still moves the variable to the end of the
             // enumeration order, and we keep QEMU's order (spec/semantics.md).
             variables.put(existing, at: request.existingSlot)
             return false
         }
-        if existing == nil && phase.atRuntime
+        if existingAttributes == nil && phase.atRuntime
             && !attributes.isSuperset(of: [.nonVolatile, .bootServiceAccess, .runtimeAccess]) {
             throw .invalidParameter
         }
 
         var newData = Array(request.payload)
         var newTime = timeStamp
-        if append, let existing {
+        if append, let existing = request.existing {
+            let key = request.key
             // Appending to a signature database adds only signatures it does not hold yet.
             if key == SecureBootVariable.kek || SecureBootVariable.databases.contains(key) {
                 guard let fresh = Self.appendableSignatures(existing: existing.data, appended: request.payload) else {
@@ -436,9 +460,10 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
             // An append keeps the later of the two times (edk2; QEMU takes the new one).
             if let stored = existing.timestamp, let time = timeStamp, !time.isLater(than: stored) { newTime = stored }
         }
-        let replacement = Variable(key: key, attributes: attributes, data: newData, timestamp: newTime,
-                                   certificateDigest: certificateDigest ?? existing?.certificateDigest)
-        guard variables.quota.fits(replacing: existing, newCharge: variables.quota.charge(replacement), in: requestClass) else {
+        let replacement = Variable(key: request.key, attributes: attributes, data: newData, timestamp: newTime,
+                                   certificateDigest: certificateDigest ?? request.existing?.certificateDigest)
+        guard variables.quota.fits(replacing: request.existing, newCharge: variables.quota.charge(replacement),
+                                   in: requestClass) else {
             throw .outOfResources
         }
         variables.put(replacement, at: request.existingSlot)
