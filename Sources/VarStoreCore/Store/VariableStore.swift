@@ -47,8 +47,8 @@ public struct VariableStore: Sendable {
     private var freeSlots: [Int] = []
     /// (GUID, name) → slot: linear probing in a power-of-two table at most half full. A key
     /// hashes as its GUID and its name's UCS-2LE bytes (`hash(_:_:)`), so a request's name is
-    /// looked up from its wire bytes without building a VariableName. Hasher is seeded per
-    /// process, so a guest cannot choose names that collide.
+    /// looked up from its wire bytes without building a VariableName. The hash is keyed with
+    /// a secret (`hasher`), so a guest cannot choose names that collide.
     private var buckets: [Bucket] = []
     public private(set) var count = 0
     /// Counts changes, so a Slot can tell that it is stale.
@@ -56,7 +56,16 @@ public struct VariableStore: Sendable {
     private var allEnds = Ends()
     private var runtimeEnds = Ends()
 
-    public init() {}
+    /// The index's hash, keyed from the runtime's per-process random seed (Hasher is seeded
+    /// at start-up; two finalisations of different inputs give the two key words).
+    private let hasher: SipHash<SipHash13>
+
+    public init() {
+        var first = Hasher(), second = Hasher()
+        first.combine(UInt64(0x7661_7273_746F_7265))  // "varstore"
+        second.combine(UInt64(0x7661_7273_746F_7266))
+        hasher = SipHash<SipHash13>(k0: UInt64(truncatingIfNeeded: first.finalize()), k1: UInt64(truncatingIfNeeded: second.finalize()))
+    }
 
     public func variable(for key: VariableKey) -> Variable? {
         guard let position = position(of: key) else { return nil }
@@ -129,7 +138,7 @@ public struct VariableStore: Sendable {
             assert(slots[hint.index]?.key == variable.key, "a slot hint for another key")
             return replace(at: hint.index, with: variable)
         }
-        let hash = Self.hash(variable.key)
+        let hash = hash(variable.key)
         let probe = find(hash) { $0.key == variable.key }
         // A replacement keeps its slot and index entry: one lookup, then it is relinked at the
         // tail (the overwrite every SetVariable of new data makes).
@@ -208,7 +217,7 @@ public struct VariableStore: Sendable {
     @discardableResult
     public mutating func remove(_ key: VariableKey) -> Variable? {
         generation &+= 1
-        let probe = find(Self.hash(key)) { $0.key == key }
+        let probe = find(hash(key)) { $0.key == key }
         guard probe.found else { return nil }
         let position = buckets[probe.bucket].position
         let old = slots[position]
@@ -307,15 +316,13 @@ public struct VariableStore: Sendable {
 
     // MARK: The index
 
-    /// A key's hash: its GUID, then its name's UCS-2LE bytes (the form a request carries).
-    private static func hash(_ guid: EFIGUID, ucs2LE name: UnsafeRawBufferPointer) -> Int {
-        var hasher = Hasher()
-        hasher.combine(guid)
-        hasher.combine(bytes: name)
-        return hasher.finalize()
+    /// A key's hash: SipHash-1-3 under the store's secret key of its GUID, then its name's
+    /// UCS-2LE bytes (the form a request carries).
+    private func hash(_ guid: EFIGUID, ucs2LE name: UnsafeRawBufferPointer) -> Int {
+        Int(truncatingIfNeeded: hasher.hash(words: (guid.low, guid.high), bytes: name))
     }
 
-    private static func hash(_ key: VariableKey) -> Int {
+    private func hash(_ key: VariableKey) -> Int {
         #if _endian(little)
         key.name.codeUnits.withUnsafeBytes { hash(key.guid, ucs2LE: $0) }
         #else
@@ -324,13 +331,13 @@ public struct VariableStore: Sendable {
     }
 
     private func position(of key: VariableKey) -> Int? {
-        let probe = find(Self.hash(key)) { $0.key == key }
+        let probe = find(hash(key)) { $0.key == key }
         return probe.found ? buckets[probe.bucket].position : nil
     }
 
     private func position(guid: EFIGUID, name: Span<UInt8>) -> Int? {
-        let hash = name.withUnsafeBytes { Self.hash(guid, ucs2LE: $0) }
-        let probe = find(hash) { $0.key.guid == guid && $0.key.name.isEncoded(by: name) }
+        let nameHash = name.withUnsafeBytes { hash(guid, ucs2LE: $0) }
+        let probe = find(nameHash) { $0.key.guid == guid && $0.key.name.isEncoded(by: name) }
         return probe.found ? buckets[probe.bucket].position : nil
     }
 
