@@ -21,7 +21,7 @@ public struct EFIGUID: Hashable, Sendable {
     }
 
     /// Reads 16 wire bytes at `offset`; nil if they are not all inside `bytes`.
-    public init?(wire bytes: [UInt8], at offset: Int) {
+    public init?(wire bytes: borrowing [UInt8], at offset: Int) {  // borrowed: an init would take it +1
         guard let low = LittleEndian.load(UInt64.self, from: bytes, at: offset),
               let high = LittleEndian.load(UInt64.self, from: bytes, at: offset &+ 8) else { return nil }
         self.low = low

@@ -431,10 +431,10 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
             }
             return false
         }
-        if !append, timeStamp == nil, let existing = request.existing, existing.data.elementsEqual(request.payload) {
+        if !append, timeStamp == nil, request.existing?.data.elementsEqual(request.payload) == true {
             // edk2 skips the flash write; QEMU still moves the variable to the end of the
             // enumeration order, and we keep QEMU's order (spec/semantics.md).
-            variables.put(existing, at: request.existingSlot)
+            variables.put(request.existing!, at: request.existingSlot)
             return false
         }
         if existingAttributes == nil && phase.atRuntime
