@@ -36,9 +36,11 @@ public enum MMDispatcher {
               let messageLength = LittleEndian.load(UInt64.self, from: buffer, at: MMCommunicateHeader.messageLengthOffset),
               let total = CheckedSize.add(UInt64(MMCommunicateHeader.size), messageLength),
               total <= UInt64(buffer.count) else { return .badBufferSize }
-        var message = MMMessage(buffer: buffer, length: Int(messageLength))
-        buffer = []  // hand the only reference to the message, so edits do not copy 64 KiB
-        defer { buffer = message.buffer }
+        // The message takes the buffer by swapping (the only reference, so edits do not copy
+        // 64 KiB; a swap moves it without reference counting), and gives it back the same way.
+        var message = MMMessage(buffer: [], length: Int(messageLength))
+        swap(&message.buffer, &buffer)
+        defer { swap(&message.buffer, &buffer) }
         switch guid {
         case .smmVariableProtocol:
             return SMMVariableHandler.handle(&message, service: &service)
