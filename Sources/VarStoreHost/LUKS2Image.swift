@@ -66,11 +66,19 @@ public enum LUKS2Image {
     @discardableResult
     public static func create(path: String, size: UInt64, secret: Secret,
                               recoveryPassphrase: [UInt8]? = nil, keyslotRoom: Int? = nil) throws -> [UInt8] {
+        try createStore(path: path, size: size, secret: secret, recoveryPassphrase: recoveryPassphrase,
+                        keyslotRoom: keyslotRoom).volumeKey
+    }
+
+    /// `create`, returning the empty store it formatted as well as the volume key, so a caller
+    /// that reports on the new store need not open it again.
+    public static func createStore(path: String, size: UInt64, secret: Secret, recoveryPassphrase: [UInt8]? = nil,
+                                   keyslotRoom: Int? = nil) throws -> (volumeKey: [UInt8], log: HostJournal.ImageLog) {
         try secret.requireStrong("the image's secret")
         try recoveryPassphrase.map { try Secret.passphrase($0).requireStrong("the recovery passphrase") }
         var plans = [KeyslotPlan(secret: secret.bytes, derivation: secret.derivation)]
         if let recoveryPassphrase { plans.append(KeyslotPlan(secret: recoveryPassphrase, derivation: .argon2id)) }
-        return try create(path: path, size: size, keyslots: plans, keyslotRoom: keyslotRoom ?? plans.count)
+        return try createStore(path: path, size: size, keyslots: plans, keyslotRoom: keyslotRoom ?? plans.count)
     }
 
     /// Creates an image with the keyslots `plans` describes (in that order; the first must
@@ -78,6 +86,13 @@ public enum LUKS2Image {
     /// `afterGeneration`. Returns the volume key.
     static func create(path: String, size: UInt64, keyslots plans: [KeyslotPlan], keyslotRoom: Int,
                        afterGeneration: UInt64 = 0) throws -> [UInt8] {
+        try createStore(path: path, size: size, keyslots: plans, keyslotRoom: keyslotRoom,
+                        afterGeneration: afterGeneration).volumeKey
+    }
+
+    /// `create(path:size:keyslots:keyslotRoom:afterGeneration:)`, returning the formatted store too.
+    static func createStore(path: String, size: UInt64, keyslots plans: [KeyslotPlan], keyslotRoom: Int,
+                            afterGeneration: UInt64 = 0) throws -> (volumeKey: [UInt8], log: HostJournal.ImageLog) {
         guard !FileManager.default.fileExists(atPath: path) else { throw Failure("\(path) already exists; not overwriting it") }
         guard !plans.isEmpty, keyslotRoom >= plans.count, keyslotRoom <= maximumKeyslots else {
             throw Failure("room for \(keyslotRoom) keyslots cannot hold \(plans.count) (at most \(maximumKeyslots))")
@@ -138,9 +153,9 @@ public enum LUKS2Image {
 
         // The empty store, written through the core's own reader: the header libcryptsetup
         // wrote must satisfy it.
-        _ = try openStore(path: path, volumeKey: volumeKey, format: true, afterGeneration: afterGeneration)
+        let log = try openStore(path: path, volumeKey: volumeKey, format: true, afterGeneration: afterGeneration)
         created = true
-        return volumeKey
+        return (volumeKey, log)
     }
 
     /// The volume key, from any keyslot `secret` opens.
