@@ -83,16 +83,26 @@ public enum LUKS2Image {
 
     /// Creates an image with the keyslots `plans` describes (in that order; the first must
     /// name a free or no slot) and room for `keyslotRoom`; the store's generations start after
-    /// `afterGeneration`. Returns the volume key.
+    /// `afterGeneration`. Returns the volume key. `checkFirstKeyslot` unwraps the key again
+    /// from the first keyslot with its secret before the store is formatted (see `createStore`).
     static func create(path: String, size: UInt64, keyslots plans: [KeyslotPlan], keyslotRoom: Int,
-                       afterGeneration: UInt64 = 0) throws -> [UInt8] {
+                       afterGeneration: UInt64 = 0, checkFirstKeyslot: Bool = false) throws -> [UInt8] {
         try createStore(path: path, size: size, keyslots: plans, keyslotRoom: keyslotRoom,
-                        afterGeneration: afterGeneration).volumeKey
+                        afterGeneration: afterGeneration, checkFirstKeyslot: checkFirstKeyslot).volumeKey
     }
 
     /// `create(path:size:keyslots:keyslotRoom:afterGeneration:)`, returning the formatted store too.
+    ///
+    /// The volume key is the one libcryptsetup generated at the format, which
+    /// crypt_keyslot_add_by_volume_key checks against the LUKS2 digest before wrapping it, and
+    /// the store's format checks against the digest again. Unwrapping it once more from the
+    /// keyslot just written (`checkFirstKeyslot`) is a read-back of libcryptsetup's own write:
+    /// it costs as much as an open (PBKDF2 and the anti-forensic merge), so only `rekey`, which
+    /// renames the new image over the old one, asks for it; a new image's first user opens the
+    /// keyslot anyway, before anything is stored in it.
     static func createStore(path: String, size: UInt64, keyslots plans: [KeyslotPlan], keyslotRoom: Int,
-                            afterGeneration: UInt64 = 0) throws -> (volumeKey: [UInt8], log: HostJournal.ImageLog) {
+                            afterGeneration: UInt64 = 0,
+                            checkFirstKeyslot: Bool = false) throws -> (volumeKey: [UInt8], log: HostJournal.ImageLog) {
         guard !FileManager.default.fileExists(atPath: path) else { throw Failure("\(path) already exists; not overwriting it") }
         guard !plans.isEmpty, keyslotRoom >= plans.count, keyslotRoom <= maximumKeyslots else {
             throw Failure("room for \(keyslotRoom) keyslots cannot hold \(plans.count) (at most \(maximumKeyslots))")
@@ -148,7 +158,12 @@ public enum LUKS2Image {
                 }
             }
         }
-        let volumeKey = try Self.volumeKey(device: device, secret: plans[0].secret)
+        let volumeKey = Array(key[0 ..< keySize])
+        if checkFirstKeyslot {
+            guard try Self.volumeKey(device: device, secret: plans[0].secret) == volumeKey else {
+                throw Failure("the new keyslot does not give the volume key back")
+            }
+        }
         device.close()
 
         // The empty store, written through the core's own reader: the header libcryptsetup
