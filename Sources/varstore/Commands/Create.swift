@@ -4,6 +4,7 @@ import VarStoreHost
 
 struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "create",
         abstract: "Create an encrypted LUKS2 variable image with an empty store.",
         discussion: "The image is a standard LUKS2 device (aes-xts-plain64, 512-bit volume key, PBKDF2 keyslot), so cryptsetup luksDump and cryptsetup open work on it. See spec/storage.md.")
 
