@@ -61,10 +61,12 @@ let package = Package(
         ),
         // Counts the process's heap allocations for `varstore bench` (glibc only; spec/benchmark.md).
         .target(name: "CAllocationCounter"),
+        // `qtest --witness`'s HTTP: libcurl, loaded only when a witness is used (not at start-up).
+        .target(name: "CWitnessHTTP", linkerSettings: [.linkedLibrary("dl")]),
         .executableTarget(
             name: "varstore",
             dependencies: [
-                "VarStoreCore", "VarStoreCrypto", "VarStoreHost", "CAllocationCounter",
+                "VarStoreCore", "VarStoreCrypto", "VarStoreHost", "CAllocationCounter", "CWitnessHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
