@@ -57,7 +57,9 @@ let package = Package(
         ),
         .target(
             name: "VarStoreHost",
-            dependencies: ["VarStoreCore", "VarStoreCrypto", "CLibcrypto", "CLibcryptsetup"]
+            dependencies: ["VarStoreCore", "VarStoreCrypto", "CLibcrypto", "CLibcryptsetup"],
+            // Compiled against the static Foundation in release builds, as `varstore` links it.
+            swiftSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
         ),
         // Counts the process's heap allocations for `varstore bench` (glibc only; spec/benchmark.md).
         .target(name: "CAllocationCounter"),
@@ -68,7 +70,13 @@ let package = Package(
             dependencies: [
                 "VarStoreCore", "VarStoreCrypto", "VarStoreHost", "CAllocationCounter", "CWitnessHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // Release builds link the Swift runtime and Foundation into the executable: every
+            // command is a short process, and resolving their symbols at each start took about
+            // 4 ms of it (spec/benchmark.md, "Provisioning"). libcrypto and libcryptsetup stay
+            // shared (the system's).
+            swiftSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))],
+            linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
         ),
         // HTTP on loopback (Hummingbird), the ledger in SQLite (GRDB); reports parsed and
         // checked by the core's own WitnessReport, MACs over libcrypto's SHA-256.
