@@ -57,9 +57,7 @@ let package = Package(
         ),
         .target(
             name: "VarStoreHost",
-            dependencies: ["VarStoreCore", "VarStoreCrypto", "CLibcrypto", "CLibcryptsetup"],
-            // Compiled against the static Foundation in release builds, as `varstore` links it.
-            swiftSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
+            dependencies: ["VarStoreCore", "VarStoreCrypto", "CLibcrypto", "CLibcryptsetup"]
         ),
         // Counts the process's heap allocations for `varstore bench` (glibc only; spec/benchmark.md).
         .target(name: "CAllocationCounter"),
