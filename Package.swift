@@ -61,12 +61,20 @@ let package = Package(
         ),
         // Counts the process's heap allocations for `varstore bench` (glibc only; spec/benchmark.md).
         .target(name: "CAllocationCounter"),
+        // `qtest --witness`'s HTTP: libcurl, loaded only when a witness is used (not at start-up).
+        .target(name: "CWitnessHTTP", linkerSettings: [.linkedLibrary("dl")]),
         .executableTarget(
             name: "varstore",
             dependencies: [
-                "VarStoreCore", "VarStoreCrypto", "VarStoreHost", "CAllocationCounter",
+                "VarStoreCore", "VarStoreCrypto", "VarStoreHost", "CAllocationCounter", "CWitnessHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // Release builds link the Swift runtime and Foundation into the executable: every
+            // command is a short process, and resolving their symbols at each start took about
+            // 4 ms of it (spec/benchmark.md, "Provisioning"). libcrypto and libcryptsetup stay
+            // shared (the system's).
+            swiftSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))],
+            linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
         ),
         // HTTP on loopback (Hummingbird), the ledger in SQLite (GRDB); reports parsed and
         // checked by the core's own WitnessReport, MACs over libcrypto's SHA-256.

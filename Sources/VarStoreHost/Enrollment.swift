@@ -171,8 +171,19 @@ public struct Enrollment {
     /// Writes `NAME.crt`, `NAME.der` and `NAME.key` for each key into `directory` (created if
     /// needed). Each file is created exclusively (never overwriting), private keys with mode
     /// 0600 from the start. On failure the files written so far are removed. Returns them.
+    ///
+    /// When it returns the files are durable: each is flushed, and so is the directory that
+    /// names them (and the parent of each directory it created), since a file's own fsync does
+    /// not make its name durable. The image's commit follows, and an image must never hold
+    /// keys whose private halves a power cut could lose.
     @discardableResult
     public static func writeTestKeys(_ keys: [TestKey], to directory: URL) throws -> [URL] {
+        var missing: [URL] = []
+        var ancestor = directory.standardizedFileURL
+        while !FileManager.default.fileExists(atPath: ancestor.path), ancestor.pathComponents.count > 1 {
+            missing.append(ancestor)
+            ancestor = ancestor.deletingLastPathComponent()
+        }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var written: [URL] = []
         do {
@@ -184,11 +195,20 @@ public struct Enrollment {
                     written.append(url)
                 }
             }
+            try synchronizeDirectory(directory)
+            for created in missing { try synchronizeDirectory(created.deletingLastPathComponent()) }
         } catch {
             for url in written { try? FileManager.default.removeItem(at: url) }
             throw error
         }
         return written
+    }
+
+    static func synchronizeDirectory(_ url: URL) throws {
+        let descriptor = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw Failure("\(url.path): cannot open (\(String(cString: strerror(errno))))") }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw Failure("\(url.path): cannot flush (\(String(cString: strerror(errno))))") }
     }
 
     static func createExclusively(_ url: URL, _ bytes: [UInt8], mode: mode_t) throws {

@@ -74,8 +74,9 @@ extension LUKS2Image {
         // A leftover of an interrupted rekey: only ever a copy; the image itself is intact.
         try? FileManager.default.removeItem(atPath: temporary)
         progress("creating the new image (new volume key, keyslot key derivation)")
+        // The first keyslot is read back before the copy: the new image replaces the old one.
         let newKey = try create(path: temporary, size: size, keyslots: plans, keyslotRoom: room,
-                                afterGeneration: old.generation)
+                                afterGeneration: old.generation, checkFirstKeyslot: true)
         do {
             let fresh = try openStore(path: temporary, volumeKey: newKey)
             progress("copying \(old.live.count) variables")

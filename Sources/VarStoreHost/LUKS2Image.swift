@@ -66,18 +66,43 @@ public enum LUKS2Image {
     @discardableResult
     public static func create(path: String, size: UInt64, secret: Secret,
                               recoveryPassphrase: [UInt8]? = nil, keyslotRoom: Int? = nil) throws -> [UInt8] {
+        try createStore(path: path, size: size, secret: secret, recoveryPassphrase: recoveryPassphrase,
+                        keyslotRoom: keyslotRoom).volumeKey
+    }
+
+    /// `create`, returning the empty store it formatted as well as the volume key, so a caller
+    /// that reports on the new store need not open it again.
+    public static func createStore(path: String, size: UInt64, secret: Secret, recoveryPassphrase: [UInt8]? = nil,
+                                   keyslotRoom: Int? = nil) throws -> (volumeKey: [UInt8], log: HostJournal.ImageLog) {
         try secret.requireStrong("the image's secret")
         try recoveryPassphrase.map { try Secret.passphrase($0).requireStrong("the recovery passphrase") }
         var plans = [KeyslotPlan(secret: secret.bytes, derivation: secret.derivation)]
         if let recoveryPassphrase { plans.append(KeyslotPlan(secret: recoveryPassphrase, derivation: .argon2id)) }
-        return try create(path: path, size: size, keyslots: plans, keyslotRoom: keyslotRoom ?? plans.count)
+        return try createStore(path: path, size: size, keyslots: plans, keyslotRoom: keyslotRoom ?? plans.count)
     }
 
     /// Creates an image with the keyslots `plans` describes (in that order; the first must
     /// name a free or no slot) and room for `keyslotRoom`; the store's generations start after
-    /// `afterGeneration`. Returns the volume key.
+    /// `afterGeneration`. Returns the volume key. `checkFirstKeyslot` unwraps the key again
+    /// from the first keyslot with its secret before the store is formatted (see `createStore`).
     static func create(path: String, size: UInt64, keyslots plans: [KeyslotPlan], keyslotRoom: Int,
-                       afterGeneration: UInt64 = 0) throws -> [UInt8] {
+                       afterGeneration: UInt64 = 0, checkFirstKeyslot: Bool = false) throws -> [UInt8] {
+        try createStore(path: path, size: size, keyslots: plans, keyslotRoom: keyslotRoom,
+                        afterGeneration: afterGeneration, checkFirstKeyslot: checkFirstKeyslot).volumeKey
+    }
+
+    /// `create(path:size:keyslots:keyslotRoom:afterGeneration:)`, returning the formatted store too.
+    ///
+    /// The volume key is the one libcryptsetup generated at the format, which
+    /// crypt_keyslot_add_by_volume_key checks against the LUKS2 digest before wrapping it, and
+    /// the store's format checks against the digest again. Unwrapping it once more from the
+    /// keyslot just written (`checkFirstKeyslot`) is a read-back of libcryptsetup's own write:
+    /// it costs as much as an open (PBKDF2 and the anti-forensic merge), so only `rekey`, which
+    /// renames the new image over the old one, asks for it; a new image's first user opens the
+    /// keyslot anyway, before anything is stored in it.
+    static func createStore(path: String, size: UInt64, keyslots plans: [KeyslotPlan], keyslotRoom: Int,
+                            afterGeneration: UInt64 = 0,
+                            checkFirstKeyslot: Bool = false) throws -> (volumeKey: [UInt8], log: HostJournal.ImageLog) {
         guard !FileManager.default.fileExists(atPath: path) else { throw Failure("\(path) already exists; not overwriting it") }
         guard !plans.isEmpty, keyslotRoom >= plans.count, keyslotRoom <= maximumKeyslots else {
             throw Failure("room for \(keyslotRoom) keyslots cannot hold \(plans.count) (at most \(maximumKeyslots))")
@@ -133,14 +158,19 @@ public enum LUKS2Image {
                 }
             }
         }
-        let volumeKey = try Self.volumeKey(device: device, secret: plans[0].secret)
+        let volumeKey = Array(key[0 ..< keySize])
+        if checkFirstKeyslot {
+            guard try Self.volumeKey(device: device, secret: plans[0].secret) == volumeKey else {
+                throw Failure("the new keyslot does not give the volume key back")
+            }
+        }
         device.close()
 
         // The empty store, written through the core's own reader: the header libcryptsetup
         // wrote must satisfy it.
-        _ = try openStore(path: path, volumeKey: volumeKey, format: true, afterGeneration: afterGeneration)
+        let log = try openStore(path: path, volumeKey: volumeKey, format: true, afterGeneration: afterGeneration)
         created = true
-        return volumeKey
+        return (volumeKey, log)
     }
 
     /// The volume key, from any keyslot `secret` opens.

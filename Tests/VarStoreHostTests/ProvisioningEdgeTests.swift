@@ -208,6 +208,33 @@ import VarStoreCrypto
         #expect(try reopen("l.img").live.variable(for: huge.key) == huge)
     }
 
+    /// `create` reports the store it formatted without opening the image again: that store is
+    /// what an open finds, and the volume key it returns opens the image's keyslot.
+    @Test func theStoreCreateFormatsIsTheOneAnOpenFinds() throws {
+        let created = try LUKS2Image.createStore(path: path("n.img"), size: 1 << 20, secret: .keyFile(Self.secret))
+        let opened = try reopen("n.img")
+        #expect(created.volumeKey == (try LUKS2Image.volumeKey(path: path("n.img"), secret: Self.secret)))
+        #expect(created.log.generation == opened.generation)
+        #expect(created.log.digest == opened.digest)
+        #expect(created.log.device.size == opened.device.size)
+        #expect(created.log.live.all.isEmpty && opened.live.all.isEmpty)
+    }
+
+    /// `enroll --microsoft` writes the bytes of Microsoft's published objects (Tests/Vectors),
+    /// as Scripts/generate-microsoft-keys.py embedded them.
+    @Test func microsoftKeysAreThePublishedObjects() throws {
+        let microsoft = TestVectors.url("microsoft")
+        for (embedded, file) in [(MicrosoftKeys.kekCA2011, "MicCorKEKCA2011_2011-06-24.der"),
+                                 (MicrosoftKeys.kekCA2023, "microsoft-corporation-kek-2k-ca-2023.der"),
+                                 (MicrosoftKeys.windowsPCA2011, "MicWinProPCA2011_2011-10-19.der"),
+                                 (MicrosoftKeys.uefiCA2011, "MicCorUEFCA2011_2011-06-27.der"),
+                                 (MicrosoftKeys.windowsUEFICA2023, "windows-uefi-ca-2023.der"),
+                                 (MicrosoftKeys.uefiCA2023, "microsoft-uefi-ca-2023.der"),
+                                 (MicrosoftKeys.dbxUpdate, "DBXUpdate-amd64.bin")] {
+            #expect(embedded == [UInt8](try Data(contentsOf: microsoft.appendingPathComponent(file))), "\(file)")
+        }
+    }
+
     // MARK: Files that hold variables
 
     @Test func aNewJSONStoreIsReadableByItsOwnerOnlyAndAnExistingOneKeepsItsMode() throws {

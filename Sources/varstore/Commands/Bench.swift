@@ -4,6 +4,7 @@ import VarStoreHost
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bench",
         abstract: "Measure request costs through the MMIO transport (not a test: figures depend on the machine).")
 
     @Flag(help: "Print one JSON object with stable keys.")

@@ -4,6 +4,7 @@ import VarStoreHost
 
 struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "create",
         abstract: "Create an encrypted LUKS2 variable image with an empty store.",
         discussion: "The image is a standard LUKS2 device (aes-xts-plain64, 512-bit volume key, PBKDF2 keyslot), so cryptsetup luksDump and cryptsetup open work on it. See spec/storage.md.")
 
@@ -38,9 +39,10 @@ struct Create: ParsableCommand {
                 throw ValidationError("--keyslots must be \(made) … \(LUKS2Image.maximumKeyslots)")
             }
             progress("create", "formatting LUKS2 and deriving the keyslot key" + (recovery == nil ? "" : "s (Argon2id takes a while)"))
-            let volumeKey = try LUKS2Image.create(path: path, size: bytes, secret: secret, recoveryPassphrase: recovery,
-                                                  keyslotRoom: room)
-            let log = try LUKS2Image.openStore(path: path, volumeKey: volumeKey)
+            // The store create formatted is reported as it is: opening it again would only read
+            // back what was just written (the next command that opens the image checks it).
+            let log = try LUKS2Image.createStore(path: path, size: bytes, secret: secret, recoveryPassphrase: recovery,
+                                                 keyslotRoom: room).log
             let capacity = Defaults.capacity(log)
             format.done("created \(path): \(bytes) bytes, room for \(room) keyslots, data segment \(log.device.size) bytes, "
                         + "room for \(capacity) bytes of non-volatile variables",

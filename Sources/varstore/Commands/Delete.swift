@@ -3,6 +3,7 @@ import VarStoreCore
 
 struct Delete: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "delete",
         abstract: "Delete a variable through the variable service (authenticated ones need a signed empty update: use set).")
 
     @OptionGroup var image: ImageArguments

@@ -5,6 +5,7 @@ import VarStoreHost
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demo",
         abstract: "Drive the simulator through the qtest text protocol: set, read, enumerate, delete and query variables.")
 
     @Flag(help: "Also print every qtest line exchanged.")

@@ -6,6 +6,7 @@ import VarStoreHost
 
 struct Enroll: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "enroll",
         abstract: "Enroll Secure Boot keys (PK, KEK, db, dbx) into an image through the variable service.",
         discussion: "Each FILE is a certificate (PEM or DER), an EFI_SIGNATURE_LIST (.esl) or a signed update (.auth). In setup mode lists are written with unsigned descriptors, KEK, db and dbx first and PK last; once PK exists only signed updates are accepted, exactly as for the guest. Everything is checked first and written as one commit: if any entry is refused, or --secure-boot would not hold, nothing is written. --test-keys never overwrites key files; private keys are created with mode 0600.")
 

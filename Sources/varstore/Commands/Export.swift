@@ -4,6 +4,7 @@ import VarStoreHost
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract: "Write an image's non-volatile variables as QEMU uefi-vars JSON v2, or as an OVMF_VARS.fd.",
         discussion: "With --template the output is an edk2 OVMF_VARS.fd in the template's layout (its firmware-volume header and size; the FTW write queue is erased so the firmware replays nothing over the store); otherwise QEMU's JSON. The file is replaced atomically.")
 

@@ -3,7 +3,7 @@ import VarStoreCore
 import VarStoreHost
 
 struct Get: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a variable's data as hex, or write it to a file.")
+    static let configuration = CommandConfiguration(commandName: "get", abstract: "Print a variable's data as hex, or write it to a file.")
 
     @OptionGroup var image: ImageArguments
     @OptionGroup var variable: VariableOptions

@@ -5,6 +5,7 @@ import VarStoreHost
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "import",
         abstract: "Provision an image from QEMU uefi-vars JSON v2 or an OVMF_VARS.fd, losslessly (times and signer pins included).",
         discussion: "The format is recognised from the content: JSON (also what virt-fw-vars --output-json writes), or an edk2 firmware volume. A provisioning path, not the guest's: variables are written as they are (no signature checks), as one commit — all of them or, if anything is wrong or they do not fit, none. Refused before anything is written: a truncated file, a variable no image can hold (empty name, a signer pin over 255 bytes), attributes or a size the variable service would never store (unless --raw), and more than the image's capacity. Existing variables with the same name and GUID are replaced.")
 

@@ -6,6 +6,7 @@ import VarStoreHost
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Show an image's LUKS2 header and, with a key, its variable store.")
 
     @OptionGroup var image: ImageArguments

@@ -3,6 +3,7 @@ import VarStoreHost
 
 struct Keyslot: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "keyslot",
         abstract: "Manage an image's LUKS2 keyslots (libcryptsetup).",
         subcommands: [KeyslotList.self, KeyslotAdd.self, KeyslotRemove.self])
 }

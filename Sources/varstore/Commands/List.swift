@@ -3,7 +3,7 @@ import Foundation
 import VarStoreHost
 
 struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the non-volatile variables in an image.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the non-volatile variables in an image.")
 
     @OptionGroup var image: ImageArguments
     @Flag(help: "Print QEMU's uefi-vars JSON v2 instead of a table.")

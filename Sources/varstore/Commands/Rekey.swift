@@ -4,6 +4,7 @@ import VarStoreHost
 
 struct Rekey: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "rekey",
         abstract: "Move an image to a new random volume key, keeping every variable and keyslot; crash-safe.",
         discussion: """
             A complete new image is written beside the old one and renamed over it, so an interruption leaves the old image intact. \

@@ -5,6 +5,7 @@ import VarStoreHost
 
 struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sign",
         abstract: "Make an EFI_VARIABLE_AUTHENTICATION_2 update (set, append or delete) from a certificate and key.",
         discussion: "Byte-compatible with efitools' sign-efi-sig-list for the same inputs and timestamp: PKCS#7 SignedData without the ContentInfo wrapper, SHA-256, no signed attributes. For PK, KEK, db, dbx, dbt and dbr the input is a certificate (PEM or DER: made into a one-entry list owned by --owner, as cert-to-efi-sig-list does) or EFI_SIGNATURE_LISTs; anything else is refused. An empty input makes a signed delete.")
 

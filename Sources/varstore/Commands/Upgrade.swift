@@ -4,6 +4,7 @@ import VarStoreHost
 
 struct Upgrade: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "upgrade",
         abstract: "Move an image's store to the current version, whose keys survive cryptsetup reencrypt; crash-safe.",
         discussion: """
             A version-1 store (images made before store version 2) seals its records with keys derived from the volume key, \

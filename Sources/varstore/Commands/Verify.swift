@@ -5,6 +5,7 @@ import VarStoreHost
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Check a signed update against an image's current keys without applying it.")
 
     @OptionGroup var image: ImageArguments
