@@ -37,28 +37,91 @@ extension Libcrypto: StorageCrypto {
         return ok && length == count ? out : []
     }
 
+    /// PBKDF2 (RFC 8018 §5.2) with HMAC (RFC 2104) over libcrypto's digests. The HMAC key's
+    /// inner and outer pad blocks are hashed once into two digest contexts, and every
+    /// iteration continues a copy of each: two compression-function calls an iteration, as
+    /// the definition needs, and two context copies. OpenSSL 3's own PKCS5_PBKDF2_HMAC
+    /// re-initialises an HMAC context through its provider for every iteration, which cost
+    /// more than the hashing (the check of a volume key against the LUKS2 digest is part of
+    /// every open). The iteration count is the header's; nothing here changes how much work
+    /// the derivation is.
     public func pbkdf2(_ hash: DigestAlgorithm, password: [UInt8], salt: [UInt8], iterations: UInt32, count: Int) -> [UInt8]? {
         guard iterations > 0, iterations <= UInt32(Int32.max), count > 0, count <= 1024, !password.isEmpty,
               password.count < Int(Int32.max), salt.count < Int(Int32.max) else { return nil }
-        let md: OpaquePointer?
+        defer { ERR_clear_error() }
+        let digestBytes: Int, blockBytes: Int
         switch hash {
-        case .sha256: md = EVP_sha256()
-        case .sha384: md = EVP_sha384()
-        case .sha512: md = EVP_sha512()
+        case .sha256: (digestBytes, blockBytes) = (32, 64)
+        case .sha384: (digestBytes, blockBytes) = (48, 128)
+        case .sha512: (digestBytes, blockBytes) = (64, 128)
         }
+        let md = Self.messageDigest(hash)
+        guard let inner = EVP_MD_CTX_new() else { return nil }
+        defer { EVP_MD_CTX_free(inner) }
+        guard let outer = EVP_MD_CTX_new() else { return nil }
+        defer { EVP_MD_CTX_free(outer) }
+        guard let work = EVP_MD_CTX_new() else { return nil }
+        defer { EVP_MD_CTX_free(work) }
+
+        // The HMAC key: the password, or its digest if it is longer than a block; then the
+        // pads, each hashed as the first block of its context.
+        var hashedKey = password.count > blockBytes ? digest(hash, password) : []
+        defer { SecretBytes.zero(&hashedKey) }
+        guard password.count <= blockBytes || hashedKey.count == digestBytes else { return nil }
+        var pad = [UInt8](repeating: 0x36, count: blockBytes)
+        defer { SecretBytes.zero(&pad) }
+        let key = password.count > blockBytes ? hashedKey : password
+        for index in 0 ..< key.count { pad[index] ^= key[index] }
+        guard EVP_DigestInit_ex(inner, md, nil) == 1, EVP_DigestUpdate(inner, pad, blockBytes) == 1 else { return nil }
+        for index in 0 ..< blockBytes { pad[index] ^= 0x36 ^ 0x5C }
+        guard EVP_DigestInit_ex(outer, md, nil) == 1, EVP_DigestUpdate(outer, pad, blockBytes) == 1 else { return nil }
+
         var out = [UInt8](repeating: 0, count: count)
-        let ok = password.withUnsafeBufferPointer { pw in
-            salt.withUnsafeBufferPointer { s in
-                out.withUnsafeMutableBufferPointer { o in
-                    UnsafeRawPointer(pw.baseAddress!).withMemoryRebound(to: CChar.self, capacity: pw.count) { chars in
-                        PKCS5_PBKDF2_HMAC(chars, Int32(pw.count), s.baseAddress, Int32(s.count), Int32(iterations),
-                                          md, Int32(count), o.baseAddress)
-                    }
+        var u = [UInt8](repeating: 0, count: digestBytes)
+        var t = [UInt8](repeating: 0, count: digestBytes)
+        defer {
+            SecretBytes.zero(&u)
+            SecretBytes.zero(&t)
+        }
+        let ok = u.withUnsafeMutableBufferPointer { uBuffer -> Bool in
+            t.withUnsafeMutableBufferPointer { tBuffer -> Bool in
+                let u = uBuffer.baseAddress!, t = tBuffer.baseAddress!
+                var length: UInt32 = 0
+                // HMAC of the message in u (or of `first`), into u.
+                func hmac(_ first: () -> Bool) -> Bool {
+                    EVP_MD_CTX_copy_ex(work, inner) == 1 && first() && EVP_DigestFinal_ex(work, u, &length) == 1
+                        && Int(length) == digestBytes
+                        && EVP_MD_CTX_copy_ex(work, outer) == 1 && EVP_DigestUpdate(work, u, digestBytes) == 1
+                        && EVP_DigestFinal_ex(work, u, &length) == 1 && Int(length) == digestBytes
                 }
+                var block: UInt32 = 1
+                var produced = 0
+                while produced < count {
+                    // U1 = PRF(P, S ‖ INT(i)); T = U1 ⊕ … ⊕ Uc.
+                    let index: [UInt8] = [UInt8(truncatingIfNeeded: block >> 24), UInt8(truncatingIfNeeded: block >> 16),
+                                          UInt8(truncatingIfNeeded: block >> 8), UInt8(truncatingIfNeeded: block)]
+                    guard hmac({ (salt.isEmpty || EVP_DigestUpdate(work, salt, salt.count) == 1)
+                                 && EVP_DigestUpdate(work, index, 4) == 1 }) else { return false }
+                    t.update(from: u, count: digestBytes)
+                    var iteration: UInt32 = 1
+                    while iteration < iterations {
+                        guard hmac({ EVP_DigestUpdate(work, u, digestBytes) == 1 }) else { return false }
+                        for byte in 0 ..< digestBytes { t[byte] ^= u[byte] }
+                        iteration += 1
+                    }
+                    let take = min(digestBytes, count - produced)
+                    out.withUnsafeMutableBufferPointer { ($0.baseAddress! + produced).update(from: t, count: take) }
+                    produced += take
+                    block += 1
+                }
+                return true
             }
         }
-        ERR_clear_error()
-        return ok == 1 ? out : nil
+        guard ok else {
+            SecretBytes.zero(&out)
+            return nil
+        }
+        return out
     }
 
     public func sealAES256GCM(key: [UInt8], nonce: [UInt8], additionalData: [UInt8], plaintext: [UInt8]) -> [UInt8]? {

@@ -1,10 +1,12 @@
+import CLibcrypto
 import Testing
 @testable import VarStoreCore
 @testable import VarStoreCrypto
 
 /// The storage primitives libcrypto gives the core, where they are more than one libcrypto call:
-/// the prepared AES-256-GCM and XTS keys, SHA-256 over parts. Each is held to what it replaces
-/// or joins: a fresh context per call, SHA-256 of the joined bytes.
+/// PBKDF2 built on digest contexts, the prepared AES-256-GCM and XTS keys, SHA-256 over parts.
+/// Each is held to what it replaces or joins: libcrypto's own PKCS5_PBKDF2_HMAC, a fresh context
+/// per call, SHA-256 of the joined bytes.
 @Suite struct LibcryptoStorageTests {
     let crypto = Libcrypto()
 
@@ -29,6 +31,60 @@ import Testing
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
             return UInt8(truncatingIfNeeded: z ^ (z >> 31))
         }
+    }
+
+    /// libcrypto's own PBKDF2, what `Libcrypto.pbkdf2` replaced.
+    static func reference(_ hash: DigestAlgorithm, password: [UInt8], salt: [UInt8], iterations: UInt32, count: Int) -> [UInt8] {
+        let md: OpaquePointer?
+        switch hash {
+        case .sha256: md = EVP_sha256()
+        case .sha384: md = EVP_sha384()
+        case .sha512: md = EVP_sha512()
+        }
+        var out = [UInt8](repeating: 0, count: count)
+        let ok = password.withUnsafeBufferPointer { pw in
+            UnsafeRawPointer(pw.baseAddress!).withMemoryRebound(to: CChar.self, capacity: pw.count) { chars in
+                PKCS5_PBKDF2_HMAC(chars, Int32(pw.count), salt, Int32(salt.count), Int32(iterations), md, Int32(count), &out)
+            }
+        }
+        return ok == 1 ? out : []
+    }
+
+    @Test func pbkdf2MatchesPublishedVectors() {
+        // RFC 7914 §11 (PBKDF2-HMAC-SHA256).
+        #expect(crypto.pbkdf2(.sha256, password: Array("passwd".utf8), salt: Array("salt".utf8), iterations: 1, count: 64)
+            == Self.hex("55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783"))
+        #expect(crypto.pbkdf2(.sha256, password: Array("Password".utf8), salt: Array("NaCl".utf8), iterations: 80000, count: 64)
+            == Self.hex("4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d"))
+        // PBKDF2-HMAC-SHA512 and -SHA384 of "password"/"salt" (as Python's hashlib gives them).
+        #expect(crypto.pbkdf2(.sha512, password: Array("password".utf8), salt: Array("salt".utf8), iterations: 1, count: 64)
+            == Self.hex("867f70cf1ade02cff3752599a3a53dc4af34c7a669815ae5d513554e1c8cf252c02d470a285a0501bad999bfe943c08f050235d7d68b1da55e63f73b60a57fce"))
+        #expect(crypto.pbkdf2(.sha384, password: Array("password".utf8), salt: Array("salt".utf8), iterations: 2, count: 48)
+            == Self.hex("54f775c6d790f21930459162fc535dbf04a939185127016a04176a0730c6f1f4fb48832ad1261baadd2cedd50814b1c8"))
+    }
+
+    /// Passwords around each hash's block size (a longer HMAC key is hashed first), empty and
+    /// long salts, outputs of one, several and partial blocks, one and many iterations.
+    @Test(arguments: [DigestAlgorithm.sha256, .sha384, .sha512])
+    func pbkdf2AgreesWithLibcryptosOwn(_ hash: DigestAlgorithm) {
+        var seed: UInt64 = 1
+        for passwordBytes in [1, 20, 32, 63, 64, 65, 127, 128, 129, 300] {
+            for (saltBytes, iterations, count) in [(0, 1, 32), (16, 2, 1), (32, 3, 48), (64, 1000, 64), (7, 17, 100), (200, 5, 129)] {
+                seed += 1
+                let password = Self.bytes(passwordBytes, seed: seed), salt = Self.bytes(saltBytes, seed: seed << 32)
+                let ours = crypto.pbkdf2(hash, password: password, salt: salt, iterations: UInt32(iterations), count: count)
+                let theirs = Self.reference(hash, password: password, salt: salt, iterations: UInt32(iterations), count: count)
+                #expect(theirs.count == count)
+                #expect(ours == theirs, "\(hash) password \(passwordBytes) salt \(saltBytes) iterations \(iterations) count \(count)")
+            }
+        }
+    }
+
+    @Test func pbkdf2RefusesWhatItRefusedBefore() {
+        #expect(crypto.pbkdf2(.sha256, password: [], salt: [1], iterations: 1, count: 32) == nil)
+        #expect(crypto.pbkdf2(.sha256, password: [1], salt: [1], iterations: 0, count: 32) == nil)
+        #expect(crypto.pbkdf2(.sha256, password: [1], salt: [1], iterations: 1, count: 0) == nil)
+        #expect(crypto.pbkdf2(.sha256, password: [1], salt: [1], iterations: 1, count: 1025) == nil)
     }
 
     @Test func sha256OverPartsIsSHA256OfTheJoinedBytes() {
