@@ -148,3 +148,55 @@ import Testing
     }
 }
 
+/// libcrypto with nothing prepared and nothing hashed in parts: the protocol's default
+/// implementations, what a platform that adds none of its own runs.
+struct UnpreparedLibcrypto: StorageCrypto {
+    let real = Libcrypto()
+    func sha256(_ data: [UInt8]) -> [UInt8] { real.sha256(data) }
+    func sha512(_ data: [UInt8]) -> [UInt8] { real.sha512(data) }
+    func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], count: Int) -> [UInt8] {
+        real.hkdfSHA256(key: key, salt: salt, info: info, count: count)
+    }
+    func pbkdf2(_ hash: DigestAlgorithm, password: [UInt8], salt: [UInt8], iterations: UInt32, count: Int) -> [UInt8]? {
+        real.pbkdf2(hash, password: password, salt: salt, iterations: iterations, count: count)
+    }
+    func sealAES256GCM(key: [UInt8], nonce: [UInt8], additionalData: [UInt8], plaintext: [UInt8]) -> [UInt8]? {
+        real.sealAES256GCM(key: key, nonce: nonce, additionalData: additionalData, plaintext: plaintext)
+    }
+    func openAES256GCM(key: [UInt8], nonce: [UInt8], additionalData: [UInt8], sealed: [UInt8]) -> [UInt8]? {
+        real.openAES256GCM(key: key, nonce: nonce, additionalData: additionalData, sealed: sealed)
+    }
+    func aesXTS(encrypt: Bool, key: [UInt8], sector: UInt64, data: [UInt8]) -> [UInt8]? {
+        real.aesXTS(encrypt: encrypt, key: key, sector: sector, data: data)
+    }
+    func randomBytes(_ count: Int) -> [UInt8]? { real.randomBytes(count) }
+}
+
+@Suite struct PreparedKeyStoreTests {
+    static let key = [UInt8](repeating: 0x5A, count: 64)
+    static let binding = Array("3F1B2A4C-5D6E-4F70-8192-A3B4C5D6E7F8".utf8)
+
+    static func variable(_ index: Int) -> Variable {
+        Variable(key: VariableKey(guid: .globalVariable, name: VariableName("P\(index % 37)")!),
+                 attributes: [.nonVolatile, .bootServiceAccess], data: [UInt8](repeating: UInt8(index & 0xFF), count: index % 300 + 1))
+    }
+
+    /// Writes a store that wrapped and compacted with `Writer`, opens it with `Reader`.
+    static func roundTrip<Writer: StorageCrypto, Reader: StorageCrypto>(_ writer: Writer, _ reader: Reader) throws {
+        let log = try VariableLog.format(device: MemoryFlash(size: 128 << 10), crypto: writer, volumeKey: key, binding: binding)
+        for index in 0 ..< 300 { try log.commit([.put(variable(index))]) }
+        let reopened = try VariableLog.open(device: MemoryFlash(bytes: log.device.bytes), crypto: reader, volumeKey: key,
+                                            binding: binding)
+        #expect(reopened.live.all == log.live.all)
+        #expect(reopened.generation == log.generation && reopened.digest == log.digest)
+        try reopened.commit([.put(variable(1000))])
+        let again = try VariableLog.open(device: MemoryFlash(bytes: reopened.device.bytes), crypto: writer, volumeKey: key,
+                                         binding: binding)
+        #expect(again.live.all == reopened.live.all && again.digest == reopened.digest)
+    }
+
+    @Test func aStoreReadsTheSameWithPreparedKeysAndWithout() throws {
+        try Self.roundTrip(Libcrypto(), UnpreparedLibcrypto())
+        try Self.roundTrip(UnpreparedLibcrypto(), Libcrypto())
+    }
+}

@@ -45,14 +45,15 @@ extension VariableLog {
 
     struct DecodeFailure: Error {}
 
-    func applyEncoded(_ bytes: [UInt8]) throws(DecodeFailure) {
-        for change in try Self.decode(bytes) { apply(change) }
+    func applyEncoded(_ bytes: [UInt8], in range: Range<Int>) throws(DecodeFailure) {
+        for change in try Self.decode(bytes, in: range) { apply(change) }
     }
 
-    /// The changes of one record body, as `encode` wrote them; anything else is a failure.
-    static func decode(_ bytes: [UInt8]) throws(DecodeFailure) -> [JournalChange] {
+    /// The changes of one record body (`bytes[range]`, all of it by default), as `encode`
+    /// wrote them; anything else is a failure.
+    static func decode(_ bytes: [UInt8], in range: Range<Int>? = nil) throws(DecodeFailure) -> [JournalChange] {
         var changes: [JournalChange] = []
-        var reader = ByteReader(bytes)
+        var reader = ByteReader(bytes, start: range?.lowerBound ?? 0, end: range?.upperBound)
         while reader.remaining > 0 {
             guard let kind = reader.read(UInt8.self), let guid = reader.readGUID(),
                   let count = reader.read(UInt16.self) else { throw DecodeFailure() }
