@@ -127,9 +127,10 @@ public struct Libcrypto: AuthenticationCrypto {
     /// The digests fetched from the default provider once per process. `EVP_sha256()` and the
     /// like are fetched again (a locked lookup by name) on every use in OpenSSL 3; nil (no such
     /// digest) falls back to them.
-    nonisolated(unsafe) static let fetchedSHA256: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
-    nonisolated(unsafe) static let fetchedSHA384: OpaquePointer? = EVP_MD_fetch(nil, "SHA384", nil)
-    nonisolated(unsafe) static let fetchedSHA512: OpaquePointer? = EVP_MD_fetch(nil, "SHA512", nil)
+    /// (By the short names OpenSSL itself fetches them by, which libcrypto holds as C strings.)
+    nonisolated(unsafe) static let fetchedSHA256: OpaquePointer? = EVP_MD_fetch(nil, OBJ_nid2sn(NID_sha256), nil)
+    nonisolated(unsafe) static let fetchedSHA384: OpaquePointer? = EVP_MD_fetch(nil, OBJ_nid2sn(NID_sha384), nil)
+    nonisolated(unsafe) static let fetchedSHA512: OpaquePointer? = EVP_MD_fetch(nil, OBJ_nid2sn(NID_sha512), nil)
 
     /// The fetched digest for `algorithm`.
     static func messageDigest(_ algorithm: DigestAlgorithm) -> OpaquePointer? {

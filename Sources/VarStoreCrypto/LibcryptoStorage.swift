@@ -204,7 +204,9 @@ extension Libcrypto: StorageCrypto {
     private static func gcm(encrypt: Bool, context: OpaquePointer, additionalData: UnsafeBufferPointer<UInt8>,
                             input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         let bodyCount = encrypt ? input.count : input.count - 16
-        var out = [UInt8](repeating: 0, count: bodyCount + 16)
+        // Not zero-filled first: libcrypto writes every byte (the length check below), and a
+        // failure wipes what it wrote.
+        var out = [UInt8](unsafeUninitializedCapacity: bodyCount + 16) { _, initialized in initialized = bodyCount + 16 }
         var length: Int32 = 0, finalLength: Int32 = 0
         let update = encrypt ? EVP_EncryptUpdate : EVP_DecryptUpdate
         if !additionalData.isEmpty {
@@ -230,7 +232,7 @@ extension Libcrypto: StorageCrypto {
         let finished = out.withUnsafeMutableBufferPointer { buffer in
             finish(context, buffer.baseAddress! + Int(length), &finalLength)
         }
-        guard finished == 1 else {
+        guard finished == 1, Int(length) + Int(finalLength) == bodyCount else {
             // A tag that does not authenticate: what was decrypted must not be left behind.
             SecretBytes.zero(&out)
             return nil
@@ -326,7 +328,8 @@ extension Libcrypto: StorageCrypto {
     /// number.
     private static func xts(context: OpaquePointer, firstSector: UInt64, sectorBytes: Int, data: [UInt8]) -> [UInt8]? {
         var iv = [UInt8](repeating: 0, count: 16)
-        var out = [UInt8](repeating: 0, count: data.count + 16)
+        // Not zero-filled first: every sector's length is checked to be written in full.
+        var out = [UInt8](unsafeUninitializedCapacity: data.count + 16) { _, initialized in initialized = data.count + 16 }
         var ok = true
         out.withUnsafeMutableBufferPointer { output in
             data.withUnsafeBufferPointer { input in
