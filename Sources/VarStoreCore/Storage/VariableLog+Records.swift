@@ -132,17 +132,26 @@ extension VariableLog {
         var bytes: [UInt8] = []
         /// Scratch space for record headers' AAD.
         var aad: [UInt8] = []
+        /// Sectors read at once beyond what the record at hand needs.
+        var readAhead: UInt64 = 64
 
         var sectors: UInt64 { UInt64(bytes.count / VariableLog.sectorBytes) }
     }
 
-    /// Sectors a replay reads at once beyond what the record at hand needs.
-    static var readAhead: UInt64 { 64 }
-
     /// `count` log sectors from `logSector` (not past the end of the log), through `window`.
+    /// A range that starts inside the window and runs past its end keeps what the window
+    /// holds from `logSector` on and reads only the rest (a record straddling two reads is
+    /// not decrypted twice).
     func sectors(_ count: UInt64, at logSector: UInt64, window: inout LogWindow) throws(StorageError) -> ArraySlice<UInt8> {
-        if logSector < window.start || logSector + count > window.start + window.sectors {
-            let run = max(count, min(Self.readAhead, logSectors - logSector))
+        let end = window.start + window.sectors
+        if logSector >= window.start && logSector < end && logSector + count > end {
+            let run = max(logSector + count - end, min(window.readAhead, logSectors - end))
+            let more = try readSectors(run, atSegmentSector: Self.superblockSectors + end)
+            window.bytes.removeSubrange(0 ..< Int(logSector - window.start) * Self.sectorBytes)
+            window.bytes += more
+            window.start = logSector
+        } else if logSector < window.start || logSector + count > end {
+            let run = max(count, min(window.readAhead, logSectors - logSector))
             window.bytes = try readSectors(run, atSegmentSector: Self.superblockSectors + logSector)
             window.start = logSector
         }
@@ -195,11 +204,16 @@ extension VariableLog {
             var record = try readRecord(at: position, window: &window)
             if !continues(record) && position != 0 {
                 // A record that would have crossed the end of the log starts at its beginning.
-                let wrapped = try readRecord(at: 0, window: &window)
+                // Looked for through a window of its own that reads no further than the
+                // record, so the one around the chain's end is kept for the scan.
+                var probe = LogWindow(readAhead: 1)
+                let wrapped = try readRecord(at: 0, window: &probe)
                 if continues(wrapped) {
                     record = wrapped
                     wasted += logSectors - position
                     position = 0
+                    probe.readAhead = window.readAhead
+                    window = probe
                 }
             }
             guard let found = record, continues(found) else { break }
@@ -261,6 +275,8 @@ extension VariableLog {
         // checked.
         var scan = head
         var remaining = head == tail ? 0 : (head < tail ? tail - head : logSectors - head + tail)
+        // The scan reads exactly its runs: reading ahead would reach into the live region.
+        window.readAhead = 0
         while remaining > 0 {
             var run = min(remaining, logSectors - scan, Self.scanRun)
             if scan >= window.start && scan < window.start + window.sectors {
