@@ -124,13 +124,25 @@ public struct Libcrypto: AuthenticationCrypto {
                                 hasRSAPublicKey: hasRSAPublicKey)
     }
 
-    public func digest(_ algorithm: DigestAlgorithm, _ data: [UInt8]) -> [UInt8] {
-        let md: OpaquePointer?
+    /// The digests fetched from the default provider once per process. `EVP_sha256()` and the
+    /// like are fetched again (a locked lookup by name) on every use in OpenSSL 3; nil (no such
+    /// digest) falls back to them.
+    /// (By the short names OpenSSL itself fetches them by, which libcrypto holds as C strings.)
+    nonisolated(unsafe) static let fetchedSHA256: OpaquePointer? = EVP_MD_fetch(nil, OBJ_nid2sn(NID_sha256), nil)
+    nonisolated(unsafe) static let fetchedSHA384: OpaquePointer? = EVP_MD_fetch(nil, OBJ_nid2sn(NID_sha384), nil)
+    nonisolated(unsafe) static let fetchedSHA512: OpaquePointer? = EVP_MD_fetch(nil, OBJ_nid2sn(NID_sha512), nil)
+
+    /// The fetched digest for `algorithm`.
+    static func messageDigest(_ algorithm: DigestAlgorithm) -> OpaquePointer? {
         switch algorithm {
-        case .sha256: md = EVP_sha256()
-        case .sha384: md = EVP_sha384()
-        case .sha512: md = EVP_sha512()
+        case .sha256: return fetchedSHA256 ?? EVP_sha256()
+        case .sha384: return fetchedSHA384 ?? EVP_sha384()
+        case .sha512: return fetchedSHA512 ?? EVP_sha512()
         }
+    }
+
+    public func digest(_ algorithm: DigestAlgorithm, _ data: [UInt8]) -> [UInt8] {
+        let md = Self.messageDigest(algorithm)
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         let ok = data.withUnsafeBytes { input in

@@ -75,6 +75,7 @@ struct PlatformCrypto: AuthenticationCrypto, StorageCrypto {
     func digest(_ algorithm: DigestAlgorithm, _ data: [UInt8]) -> [UInt8] { libcrypto.digest(algorithm, data) }
 
     func sha256(_ data: [UInt8]) -> [UInt8] { libcrypto.sha256(data) }
+    func sha256(concatenating parts: [ArraySlice<UInt8>]) -> [UInt8] { libcrypto.sha256(concatenating: parts) }
     func sha512(_ data: [UInt8]) -> [UInt8] { libcrypto.sha512(data) }
     func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], count: Int) -> [UInt8] {
         libcrypto.hkdfSHA256(key: key, salt: salt, info: info, count: count)
@@ -88,8 +89,24 @@ struct PlatformCrypto: AuthenticationCrypto, StorageCrypto {
     func openAES256GCM(key: [UInt8], nonce: [UInt8], additionalData: [UInt8], sealed: [UInt8]) -> [UInt8]? {
         libcrypto.openAES256GCM(key: key, nonce: nonce, additionalData: additionalData, sealed: sealed)
     }
+    typealias PreparedAES256GCMKey = Libcrypto.PreparedAES256GCMKey
+    func prepareAES256GCM(key: [UInt8]) -> PreparedAES256GCMKey? { libcrypto.prepareAES256GCM(key: key) }
+    func sealAES256GCM(prepared key: PreparedAES256GCMKey, nonce: ArraySlice<UInt8>, additionalData: ArraySlice<UInt8>,
+                       plaintext: ArraySlice<UInt8>) -> [UInt8]? {
+        libcrypto.sealAES256GCM(prepared: key, nonce: nonce, additionalData: additionalData, plaintext: plaintext)
+    }
+    func openAES256GCM(prepared key: PreparedAES256GCMKey, nonce: ArraySlice<UInt8>, additionalData: ArraySlice<UInt8>,
+                       sealed: ArraySlice<UInt8>) -> [UInt8]? {
+        libcrypto.openAES256GCM(prepared: key, nonce: nonce, additionalData: additionalData, sealed: sealed)
+    }
     func aesXTS(encrypt: Bool, key: [UInt8], sector: UInt64, data: [UInt8]) -> [UInt8]? {
         libcrypto.aesXTS(encrypt: encrypt, key: key, sector: sector, data: data)
+    }
+    typealias PreparedAESXTSKey = Libcrypto.PreparedAESXTSKey
+    func prepareAESXTS(key: [UInt8]) -> PreparedAESXTSKey? { libcrypto.prepareAESXTS(key: key) }
+    func aesXTS(encrypt: Bool, prepared key: PreparedAESXTSKey, firstSector: UInt64, sectorBytes: Int,
+                data: [UInt8]) -> [UInt8]? {
+        libcrypto.aesXTS(encrypt: encrypt, prepared: key, firstSector: firstSector, sectorBytes: sectorBytes, data: data)
     }
     func aesXTS(encrypt: Bool, key: [UInt8], firstSector: UInt64, sectorBytes: Int, data: [UInt8]) -> [UInt8]? {
         libcrypto.aesXTS(encrypt: encrypt, key: key, firstSector: firstSector, sectorBytes: sectorBytes, data: data)

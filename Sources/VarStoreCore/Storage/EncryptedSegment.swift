@@ -10,6 +10,8 @@ public struct EncryptedSegment<Device: Flash, Crypto: StorageCrypto>: Flash {
     let crypto: Crypto
     /// Held for the life of the segment (every sector needs it) and wiped with it.
     let volumeKey: SecretBytes
+    /// The volume key prepared for XTS once (both directions), not for every read or write.
+    let xtsKey: Crypto.PreparedAESXTSKey
     let offset: UInt64
     public let size: UInt64
 
@@ -26,9 +28,11 @@ public struct EncryptedSegment<Device: Flash, Crypto: StorageCrypto>: Flash {
               header.segmentSize <= device.size - header.segmentOffset else {
             throw .invalidGeometry("the data segment lies outside the image")
         }
+        guard let xtsKey = crypto.prepareAESXTS(key: volumeKey.bytes) else { throw .flash(.ioError) }
         self.device = device
         self.crypto = crypto
         self.volumeKey = volumeKey
+        self.xtsKey = xtsKey
         offset = header.segmentOffset
         size = header.segmentSize
     }
@@ -42,15 +46,15 @@ public struct EncryptedSegment<Device: Flash, Crypto: StorageCrypto>: Flash {
     public mutating func read(at position: UInt64, count: Int) throws(FlashError) -> [UInt8] {
         guard aligned(position, count) else { throw .outOfRange }
         let cipher = try device.read(at: offset + position, count: count)
-        // One call per run of sectors: the platform sets the key up once, not once a sector.
-        guard let plain = crypto.aesXTS(encrypt: false, key: volumeKey.bytes, firstSector: position / UInt64(Self.sectorBytes),
+        // One call per run of sectors, with the key the platform set up when the segment opened.
+        guard let plain = crypto.aesXTS(encrypt: false, prepared: xtsKey, firstSector: position / UInt64(Self.sectorBytes),
                                         sectorBytes: Self.sectorBytes, data: cipher), plain.count == count else { throw .ioError }
         return plain
     }
 
     public mutating func write(_ bytes: [UInt8], at position: UInt64) throws(FlashError) {
         guard aligned(position, bytes.count) else { throw .outOfRange }
-        guard let cipher = crypto.aesXTS(encrypt: true, key: volumeKey.bytes, firstSector: position / UInt64(Self.sectorBytes),
+        guard let cipher = crypto.aesXTS(encrypt: true, prepared: xtsKey, firstSector: position / UInt64(Self.sectorBytes),
                                          sectorBytes: Self.sectorBytes, data: bytes), cipher.count == bytes.count else { throw .ioError }
         try device.write(cipher, at: offset + position)
     }

@@ -45,14 +45,24 @@ extension VariableLog {
 
     struct DecodeFailure: Error {}
 
-    func applyEncoded(_ bytes: [UInt8]) throws(DecodeFailure) {
-        for change in try Self.decode(bytes) { apply(change) }
+    /// Applies a record body's changes as they are decoded (replay): a change that does not
+    /// decode fails the open, so nothing is gained by collecting them first.
+    func applyEncoded(_ bytes: [UInt8], in range: Range<Int>) throws(DecodeFailure) {
+        try Self.decode(bytes, in: range) { change in apply(change) }
     }
 
-    /// The changes of one record body, as `encode` wrote them; anything else is a failure.
-    static func decode(_ bytes: [UInt8]) throws(DecodeFailure) -> [JournalChange] {
+    /// The changes of one record body (`bytes[range]`, all of it by default), as `encode`
+    /// wrote them; anything else is a failure.
+    static func decode(_ bytes: [UInt8], in range: Range<Int>? = nil) throws(DecodeFailure) -> [JournalChange] {
         var changes: [JournalChange] = []
-        var reader = ByteReader(bytes)
+        try decode(bytes, in: range) { change in changes.append(change) }
+        return changes
+    }
+
+    /// Each change of `bytes[range]` in turn to `body`; at the first that is not as `encode`
+    /// writes it, a failure (the ones before it have been handed over).
+    static func decode(_ bytes: [UInt8], in range: Range<Int>?, each body: (JournalChange) -> Void) throws(DecodeFailure) {
+        var reader = ByteReader(bytes, start: range?.lowerBound ?? 0, end: range?.upperBound)
         while reader.remaining > 0 {
             guard let kind = reader.read(UInt8.self), let guid = reader.readGUID(),
                   let count = reader.read(UInt16.self) else { throw DecodeFailure() }
@@ -61,7 +71,7 @@ extension VariableLog {
             guard let name = VariableName(codeUnits: units), !name.isEmpty else { throw DecodeFailure() }
             let key = VariableKey(guid: guid, name: name)
             if kind == 3 {
-                changes.append(.delete(key))
+                body(.delete(key))
                 continue
             }
             guard kind == 1 || kind == 2, let attributes = reader.read(UInt32.self), let length = reader.read(UInt32.self),
@@ -79,8 +89,7 @@ extension VariableLog {
             let variable = Variable(key: key, attributes: VariableAttributes(rawValue: attributes), data: data,
                                     timestamp: time, certificateDigest: pin)
             guard StorableVariable.formatProblem(variable) == nil else { throw DecodeFailure() }
-            changes.append(kind == 1 ? .put(variable) : .replaceInPlace(variable))
+            body(kind == 1 ? .put(variable) : .replaceInPlace(variable))
         }
-        return changes
     }
 }

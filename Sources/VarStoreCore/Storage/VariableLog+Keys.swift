@@ -21,7 +21,10 @@ extension VariableLog {
     /// Bytes of the store master key: HKDF-SHA-256 extracts 32 bytes of strength at most.
     public static var masterKeyBytes: Int { 32 }
 
-    /// Held for the life of the log and wiped with it (SecretBytes).
+    /// Held for the life of the log and wiped with it (SecretBytes, and the platform's prepared
+    /// keys). The three sealing keys are prepared once (StorageCrypto.prepareAES256GCM), so
+    /// sealing or opening a record sets up no key schedule; nil only if the platform could not
+    /// set one up, and then nothing seals or opens under it.
     struct Keys {
         let version: StoreVersion
         /// What these keys bind into every record and superblock (AAD and HKDF salt): the UUID
@@ -29,15 +32,21 @@ extension VariableLog {
         let binding: [UInt8]
         /// The store master key, written into every version-2 superblock; empty for version 1.
         let master: SecretBytes
-        let header: SecretBytes
-        let body: SecretBytes
-        let superblock: SecretBytes
+        let header: Crypto.PreparedAES256GCMKey?
+        let body: Crypto.PreparedAES256GCMKey?
+        let superblock: Crypto.PreparedAES256GCMKey?
+    }
+
+    /// HKDF-SHA-256 of `key` to 32 bytes, prepared for AES-256-GCM; the derived bytes are wiped.
+    private static func sealingKey(_ crypto: Crypto, key: [UInt8], salt: [UInt8], label: String) -> Crypto.PreparedAES256GCMKey? {
+        let derived = SecretBytes(crypto.hkdfSHA256(key: key, salt: salt, info: Array(label.utf8), count: 32))
+        return crypto.prepareAES256GCM(key: derived.bytes)
     }
 
     /// Version 1: HKDF-SHA-256 of the volume key, salt = the binding.
     static func keys(_ crypto: Crypto, volumeKey: [UInt8], binding: [UInt8]) -> Keys {
-        func derive(_ label: String) -> SecretBytes {
-            SecretBytes(crypto.hkdfSHA256(key: volumeKey, salt: binding, info: Array(label.utf8), count: 32))
+        func derive(_ label: String) -> Crypto.PreparedAES256GCMKey? {
+            sealingKey(crypto, key: volumeKey, salt: binding, label: label)
         }
         return Keys(version: .volumeKeyDerived, binding: binding, master: SecretBytes([]), header: derive("varstore v1 record header"),
                     body: derive("varstore v1 record body"), superblock: derive("varstore v1 superblock"))
@@ -47,11 +56,16 @@ extension VariableLog {
     /// their own, so no version-2 key is ever a version-1 key.
     static func keys(_ crypto: Crypto, masterKey: [UInt8], binding: [UInt8]) -> Keys {
         let canonical = canonicalBinding(binding)
-        func derive(_ label: String) -> SecretBytes {
-            SecretBytes(crypto.hkdfSHA256(key: masterKey, salt: canonical, info: Array(label.utf8), count: 32))
+        func derive(_ label: String) -> Crypto.PreparedAES256GCMKey? {
+            sealingKey(crypto, key: masterKey, salt: canonical, label: label)
         }
         return Keys(version: .masterKey, binding: canonical, master: SecretBytes(masterKey), header: derive("varstore v2 record header"),
                     body: derive("varstore v2 record body"), superblock: derive("varstore v2 superblock"))
+    }
+
+    /// No keys: what a log holds while `open` reads its superblocks, before it has any.
+    static func noKeys(_ binding: [UInt8]) -> Keys {
+        Keys(version: .volumeKeyDerived, binding: binding, master: SecretBytes([]), header: nil, body: nil, superblock: nil)
     }
 
     /// A UUID names 128 bits, not a spelling: libcryptsetup writes the ones it generates in

@@ -25,8 +25,9 @@ extension VariableLog {
         LittleEndian.append(UInt32(0), to: &headerPlain)
         headerPlain += bodyNonce
         headerPlain += [0, 0, 0, 0]
-        guard let sealedHeader = crypto.sealAES256GCM(key: keys.header.bytes, nonce: headerNonce,
-                                                      additionalData: headerAAD(at), plaintext: headerPlain) else {
+        guard let headerKey = keys.header,
+              let sealedHeader = crypto.sealAES256GCM(prepared: headerKey, nonce: headerNonce[...],
+                                                      additionalData: headerAAD(at)[...], plaintext: headerPlain[...]) else {
             throw .invalidGeometry("sealing failed")
         }
         let header = Self.recordMagic + headerNonce + sealedHeader
@@ -41,68 +42,133 @@ extension VariableLog {
         body += payload
         let bodyBytes = Int(sectors) * Self.sectorBytes - Self.headerBytes - Self.tagBytes
         body += [UInt8](repeating: 0, count: bodyBytes - body.count)
-        guard let sealedBody = crypto.sealAES256GCM(key: keys.body.bytes, nonce: bodyNonce, additionalData: header,
-                                                    plaintext: body) else { throw .invalidGeometry("sealing failed") }
+        guard let bodyKey = keys.body,
+              let sealedBody = crypto.sealAES256GCM(prepared: bodyKey, nonce: bodyNonce[...], additionalData: header[...],
+                                                    plaintext: body[...]) else { throw .invalidGeometry("sealing failed") }
         let record = header + sealedBody
         writtenInStep.append(at)
         try writeSectors(record, atSegmentSector: Self.superblockSectors + at)
         generation = nextGeneration
-        digest = chain(digest, record)
+        digest = chain(digest, record[...])
         head = placed.head
         used = placed.used
         return at
     }
 
-    func chain(_ previous: [UInt8], _ record: [UInt8]) -> [UInt8] {
-        crypto.sha256(Array("varstore chain v1".utf8) + previous + record)
+    static var chainLabel: [UInt8] { Array("varstore chain v1".utf8) }
+
+    /// D = SHA-256(`varstore chain v1` ‖ previous D ‖ the record's bytes as written), hashed
+    /// where the parts lie.
+    func chain(_ previous: [UInt8], _ record: ArraySlice<UInt8>) -> [UInt8] {
+        crypto.sha256(concatenating: [Self.chainLabel[...], previous[...], record])
     }
 
     func headerAAD(_ logSector: UInt64) -> [UInt8] {
-        var aad = Self.recordMagic + keys.binding
-        LittleEndian.append(logSector, to: &aad)
+        var aad: [UInt8] = []
+        headerAAD(logSector, into: &aad)
         return aad
+    }
+
+    /// `VSR1` ‖ binding ‖ log sector u64, written over `aad` (a buffer reused between headers).
+    func headerAAD(_ logSector: UInt64, into aad: inout [UInt8]) {
+        aad.removeAll(keepingCapacity: true)
+        aad.append(0x56)  // VSR1
+        aad.append(0x53)
+        aad.append(0x52)
+        aad.append(0x31)
+        aad.append(contentsOf: keys.binding)
+        LittleEndian.append(logSector, to: &aad)
+    }
+
+    static func hasRecordMagic(_ bytes: ArraySlice<UInt8>) -> Bool {
+        let start = bytes.startIndex
+        return bytes.count >= 4 && bytes[start] == 0x56 && bytes[start + 1] == 0x53 && bytes[start + 2] == 0x52
+            && bytes[start + 3] == 0x31
     }
 
     struct RecordHeader {
         let generation: UInt64
         let sectors: UInt64
-        let bodyNonce: [UInt8]
+        let bodyNonce: ArraySlice<UInt8>
     }
 
-    /// The authenticated header of a record starting at `logSector`, if one does.
-    func readHeader(at logSector: UInt64) throws(StorageError) -> RecordHeader? {
-        header(in: try readSectors(1, atSegmentSector: Self.superblockSectors + logSector), at: logSector)
-    }
-
-    /// The authenticated header in `first`, the sector at `logSector`, if it holds one.
-    func header(in first: [UInt8], at logSector: UInt64) -> RecordHeader? {
-        guard first.count >= Self.headerBytes, Array(first[0..<4]) == Self.recordMagic,
-              let plain = crypto.openAES256GCM(key: keys.header.bytes, nonce: Array(first[4..<16]),
-                                               additionalData: headerAAD(logSector), sealed: Array(first[16..<64])),
+    /// The authenticated header at the start of `first` (bytes of the sector at `logSector`),
+    /// if it holds one. `aad` is scratch space for the header's AAD.
+    func header(in first: ArraySlice<UInt8>, at logSector: UInt64, aad: inout [UInt8]) -> RecordHeader? {
+        let start = first.startIndex
+        guard first.count >= Self.headerBytes, Self.hasRecordMagic(first), let headerKey = keys.header else { return nil }
+        headerAAD(logSector, into: &aad)
+        guard let plain = crypto.openAES256GCM(prepared: headerKey, nonce: first[start + 4 ..< start + 16],
+                                               additionalData: aad[...], sealed: first[start + 16 ..< start + 64]),
               plain.count == 32,
               let generation = LittleEndian.load(UInt64.self, from: plain, at: 0), generation < Self.generationLimit,
               let sectors = LittleEndian.load(UInt32.self, from: plain, at: 8),
               sectors >= 1, UInt64(sectors) <= Self.maximumRecordSectors,
               logSector + UInt64(sectors) <= logSectors else { return nil }
-        return RecordHeader(generation: generation, sectors: UInt64(sectors), bodyNonce: Array(plain[16..<28]))
+        return RecordHeader(generation: generation, sectors: UInt64(sectors), bodyNonce: plain[16..<28])
     }
 
     struct Record {
         let header: RecordHeader
-        let bytes: [UInt8]
-        let previous: [UInt8]
+        /// The record's n bytes as written (a slice of what replay read).
+        let bytes: ArraySlice<UInt8>
+        /// The body plaintext: previous digest, kind, part fields, then the changes.
+        let body: [UInt8]
         let kind: Kind
         let part: Int
         let parts: Int
-        let changes: [UInt8]
+        /// Where the changes lie in `body`.
+        let changes: Range<Int>
+
+        var previous: ArraySlice<UInt8> { body[0..<32] }
+        var encodedChanges: Changes { (body, changes) }
     }
 
-    func readRecord(at logSector: UInt64) throws(StorageError) -> Record? {
-        guard let header = try readHeader(at: logSector) else { return nil }
-        let bytes = try readSectors(header.sectors, atSegmentSector: Self.superblockSectors + logSector)
-        guard let body = crypto.openAES256GCM(key: keys.body.bytes, nonce: header.bodyNonce,
-                                              additionalData: Array(bytes[0..<Self.headerBytes]),
-                                              sealed: Array(bytes[Self.headerBytes...])),
+    /// Decrypted log sectors read ahead in runs, so that replay reads and decrypts each
+    /// sector once (a record's header sector is also its first sector) and the segment sets
+    /// up one XTS run per `readAhead` sectors rather than two per record.
+    struct LogWindow {
+        var start: UInt64 = 0
+        var bytes: [UInt8] = []
+        /// Scratch space for record headers' AAD.
+        var aad: [UInt8] = []
+        /// Sectors read at once beyond what the record at hand needs.
+        var readAhead: UInt64 = 64
+
+        var sectors: UInt64 { UInt64(bytes.count / VariableLog.sectorBytes) }
+    }
+
+    /// `count` log sectors from `logSector` (not past the end of the log), through `window`.
+    /// A range that starts inside the window and runs past its end keeps what the window
+    /// holds from `logSector` on and reads only the rest (a record straddling two reads is
+    /// not decrypted twice).
+    func sectors(_ count: UInt64, at logSector: UInt64, window: inout LogWindow) throws(StorageError) -> ArraySlice<UInt8> {
+        let end = window.start + window.sectors
+        if logSector >= window.start && logSector < end && logSector + count > end {
+            let run = max(logSector + count - end, min(window.readAhead, logSectors - end))
+            let more = try readSectors(run, atSegmentSector: Self.superblockSectors + end)
+            window.bytes.removeSubrange(0 ..< Int(logSector - window.start) * Self.sectorBytes)
+            window.bytes += more
+            window.start = logSector
+        } else if logSector < window.start || logSector + count > end {
+            let run = max(count, min(window.readAhead, logSectors - logSector))
+            window.bytes = try readSectors(run, atSegmentSector: Self.superblockSectors + logSector)
+            window.start = logSector
+        }
+        let from = Int(logSector - window.start) * Self.sectorBytes
+        return window.bytes[from ..< from + Int(count) * Self.sectorBytes]
+    }
+
+    /// The record at `logSector` if its header and body authenticate and its body is well formed.
+    func readRecord(at logSector: UInt64, window: inout LogWindow) throws(StorageError) -> Record? {
+        let first = try sectors(1, at: logSector, window: &window)
+        guard let header = header(in: first, at: logSector, aad: &window.aad) else { return nil }
+        let bytes = try sectors(header.sectors, at: logSector, window: &window)
+        let start = bytes.startIndex
+        guard let bodyKey = keys.body,
+              let body = crypto.openAES256GCM(prepared: bodyKey, nonce: header.bodyNonce,
+                                              additionalData: bytes[start ..< start + Self.headerBytes],
+                                              sealed: bytes[(start + Self.headerBytes)...]),
               body.count >= Self.bodyHeaderBytes,
               let kind = Kind(rawValue: body[32]),
               let part = LittleEndian.load(UInt16.self, from: body, at: 34),
@@ -110,8 +176,8 @@ extension VariableLog {
               let length = LittleEndian.load(UInt32.self, from: body, at: 44),
               part < parts,
               Int(length) <= body.count - Self.bodyHeaderBytes else { return nil }
-        return Record(header: header, bytes: bytes, previous: Array(body[0..<32]), kind: kind, part: Int(part),
-                      parts: Int(parts), changes: Array(body[Self.bodyHeaderBytes ..< Self.bodyHeaderBytes + Int(length)]))
+        return Record(header: header, bytes: bytes, body: body, kind: kind, part: Int(part), parts: Int(parts),
+                      changes: Self.bodyHeaderBytes ..< Self.bodyHeaderBytes + Int(length))
     }
 
     /// Rebuilds the state from `superblock`: its snapshot, then the chain of records after it.
@@ -129,19 +195,25 @@ extension VariableLog {
         var later: (sector: UInt64, generation: UInt64, chainDigest: [UInt8], parts: Int, seen: Int)?
         // A group of delta records being read: it applies only when its last part is read;
         // a group the chain ends in (or a later record abandons) was cut by a power cut.
-        var group: (parts: Int, changes: [[UInt8]])?
+        var group: (parts: Int, changes: [Changes])?
         var wasted: UInt64 = 0
         var steps: UInt64 = 0
+        var window = LogWindow()
         while steps <= logSectors {
             steps += 1
-            var record = try readRecord(at: position)
+            var record = try readRecord(at: position, window: &window)
             if !continues(record) && position != 0 {
                 // A record that would have crossed the end of the log starts at its beginning.
-                let wrapped = try readRecord(at: 0)
+                // Looked for through a window of its own that reads no further than the
+                // record, so the one around the chain's end is kept for the scan.
+                var probe = LogWindow(readAhead: 1)
+                let wrapped = try readRecord(at: 0, window: &probe)
                 if continues(wrapped) {
                     record = wrapped
                     wasted += logSectors - position
                     position = 0
+                    probe.readAhead = window.readAhead
+                    window = probe
                 }
             }
             guard let found = record, continues(found) else { break }
@@ -170,13 +242,13 @@ extension VariableLog {
                 }
             } else if found.kind == .snapshot || found.parts == 1 {
                 group = nil
-                try apply(encoded: [found.changes])
+                try apply(encoded: [found.encodedChanges])
             } else if found.part == 0 {
-                group = (found.parts, [found.changes])
+                group = (found.parts, [found.encodedChanges])
             } else if let started = group, started.parts == found.parts, started.changes.count == found.part {
-                group?.changes.append(found.changes)
+                group?.changes.append(found.encodedChanges)
                 if found.part == found.parts - 1 {
-                    try apply(encoded: started.changes + [found.changes])
+                    try apply(encoded: started.changes + [found.encodedChanges])
                     group = nil
                 }
             } else {
@@ -198,16 +270,23 @@ extension VariableLog {
         // Each record is flushed before the next is written, so one two generations past the
         // chain's end — anywhere in the free part of the log — was written after the next
         // record was durable: the chain was cut (one generation past may be a torn write).
-        // Read in runs of up to `scanRun` sectors (one XTS call each); every sector is still
-        // decrypted and its header checked.
+        // Read in runs of up to `scanRun` sectors (one XTS call each), starting with what the
+        // chain's last read already holds; every sector is still decrypted and its header
+        // checked.
         var scan = head
         var remaining = head == tail ? 0 : (head < tail ? tail - head : logSectors - head + tail)
+        // The scan reads exactly its runs: reading ahead would reach into the live region.
+        window.readAhead = 0
         while remaining > 0 {
-            let run = min(remaining, logSectors - scan, Self.scanRun)
-            let sectors = try readSectors(run, atSegmentSector: Self.superblockSectors + scan)
+            var run = min(remaining, logSectors - scan, Self.scanRun)
+            if scan >= window.start && scan < window.start + window.sectors {
+                run = min(run, window.start + window.sectors - scan)
+            }
+            let sectors = try self.sectors(run, at: scan, window: &window)
+            let start = sectors.startIndex
             for index in 0..<Int(run) {
-                let first = Array(sectors[index * Self.sectorBytes ..< (index + 1) * Self.sectorBytes])
-                if let found = header(in: first, at: scan + UInt64(index)), found.generation > generation + 1 {
+                let first = sectors[start + index * Self.sectorBytes ..< start + (index + 1) * Self.sectorBytes]
+                if let found = header(in: first, at: scan + UInt64(index), aad: &window.aad), found.generation > generation + 1 {
                     throw .tampered("a record beyond the end of the chain authenticates")
                 }
             }
@@ -220,10 +299,13 @@ extension VariableLog {
     /// Sectors the scan past the chain's end decrypts per read.
     static var scanRun: UInt64 { 64 }
 
-    func apply(encoded parts: [[UInt8]]) throws(StorageError) {
+    /// A record's encoded changes: where they lie in its body plaintext.
+    typealias Changes = (body: [UInt8], range: Range<Int>)
+
+    func apply(encoded parts: [Changes]) throws(StorageError) {
         for changes in parts {
             do {
-                try applyEncoded(changes)
+                try applyEncoded(changes.body, in: changes.range)
             } catch {
                 throw .tampered("a record's changes do not decode")
             }
@@ -232,6 +314,6 @@ extension VariableLog {
 
     func continues(_ record: Record?) -> Bool {
         guard let record else { return false }
-        return record.header.generation == generation + 1 && record.previous == digest
+        return record.header.generation == generation + 1 && record.previous.elementsEqual(digest)
     }
 }

@@ -43,9 +43,10 @@ extension VariableLog {
             sector += keys.master.bytes
         }
         guard let nonce = crypto.randomBytes(12) else { throw .noRandomness }
-        guard let sealed = crypto.sealAES256GCM(key: keys.superblock.bytes, nonce: nonce,
-                                                additionalData: superblockAAD(slot, prefix: authenticated, keys: keys),
-                                                plaintext: plain) else { throw .invalidGeometry("sealing failed") }
+        guard let superblockKey = keys.superblock,
+              let sealed = crypto.sealAES256GCM(prepared: superblockKey, nonce: nonce[...],
+                                                additionalData: superblockAAD(slot, prefix: authenticated, keys: keys)[...],
+                                                plaintext: plain[...]) else { throw .invalidGeometry("sealing failed") }
         sector += nonce + sealed
         sector += [UInt8](repeating: 0, count: Self.sectorBytes - sector.count)
         SecretBytes.zero(&plain)
@@ -54,9 +55,12 @@ extension VariableLog {
     }
 
     /// The superblock in `slot` if it authenticates — a version-2 one under keys from the
-    /// master key it carries, a version-1 one under `legacyKeys` — with those keys; and the
-    /// version its magic names when it does not authenticate (so a failed open can say why).
-    func readSuperblock(slot: Int, legacyKeys: Keys) throws(StorageError)
+    /// master key it carries, a version-1 one under `legacyKeys()` (derived only when a slot
+    /// needs them) — with those keys; and the version its magic names when it does not
+    /// authenticate (so a failed open can say why). A version-2 slot that carries the master
+    /// key of `known` (the other slot's keys: both slots hold the same one) takes those keys
+    /// rather than deriving them again.
+    func readSuperblock(slot: Int, legacyKeys: () -> Keys, known: Keys? = nil) throws(StorageError)
         -> (superblock: (superblock: Superblock, keys: Keys)?, magic: StoreVersion?) {
         var sector = try readSectors(1, atSegmentSector: UInt64(slot))
         defer { SecretBytes.zero(&sector) }
@@ -66,20 +70,26 @@ extension VariableLog {
         let keys: Keys
         if magic == Self.superblockMagic {
             version = .volumeKeyDerived
-            keys = legacyKeys
+            keys = legacyKeys()
         } else if magic == Self.superblockMagicV2, LittleEndian.load(UInt32.self, from: sector, at: 8) == StoreVersion.masterKey.rawValue,
                   LittleEndian.load(UInt32.self, from: sector, at: 12) == 0 {
             version = .masterKey
-            keys = Self.keys(crypto, masterKey: Array(sector[16 ..< 16 + Self.masterKeyBytes]), binding: binding)
+            let master = sector[16 ..< 16 + Self.masterKeyBytes]
+            if let known, known.version == .masterKey, Self.sameSecret(known.master.bytes, master) {
+                keys = known
+            } else {
+                keys = Self.keys(crypto, masterKey: Array(master), binding: binding)
+            }
         } else {
             return (nil, nil)
         }
         let prefix = Self.superblockPrefixBytes(version)
         let authenticated = Array(sector[0 ..< (version == .masterKey ? 16 : 8)])
         let sealedEnd = prefix + 12 + Self.superblockPlainBytes + 16
-        guard let plain = crypto.openAES256GCM(key: keys.superblock.bytes, nonce: Array(sector[prefix ..< prefix + 12]),
-                                               additionalData: superblockAAD(slot, prefix: authenticated, keys: keys),
-                                               sealed: Array(sector[(prefix + 12) ..< sealedEnd])) else { return (nil, version) }
+        guard let superblockKey = keys.superblock,
+              let plain = crypto.openAES256GCM(prepared: superblockKey, nonce: sector[prefix ..< prefix + 12],
+                                               additionalData: superblockAAD(slot, prefix: authenticated, keys: keys)[...],
+                                               sealed: sector[(prefix + 12) ..< sealedEnd]) else { return (nil, version) }
         // Authentic but out of range: only a key holder writes that, so it names no lost key.
         guard plain.count == Self.superblockPlainBytes,
               LittleEndian.load(UInt32.self, from: plain, at: 0) == version.rawValue,
@@ -92,6 +102,14 @@ extension VariableLog {
         let superblock = Superblock(sequence: sequence, logSectors: sectors, checkpointSector: checkpoint,
                                     checkpointGeneration: checkpointGeneration, chainDigest: Array(plain[40..<72]))
         return ((superblock, keys), version)
+    }
+
+    /// Whether two keys are equal, in time that does not depend on where they differ.
+    static func sameSecret(_ a: [UInt8], _ b: ArraySlice<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for (x, y) in zip(a, b) { difference |= x ^ y }
+        return difference == 0
     }
 
     // MARK: Device access

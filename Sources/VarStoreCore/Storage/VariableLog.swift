@@ -136,12 +136,20 @@ public final class VariableLog<Device: Flash, Crypto: StorageCrypto> {
     /// authenticates: an upgraded store never goes back.
     public static func open(device: Device, crypto: Crypto, volumeKey: [UInt8], binding: [UInt8],
                             minimumGeneration: UInt64 = 0) throws(StorageError) -> VariableLog {
-        let legacy = keys(crypto, volumeKey: volumeKey, binding: binding)
-        let log = VariableLog(device: device, crypto: crypto, keys: legacy, binding: binding, logSectors: try geometry(device))
+        // Version-1 keys are derived only if a slot holds a version-1 superblock.
+        var legacy: Keys?
+        func legacyKeys() -> Keys {
+            if let legacy { return legacy }
+            let derived = keys(crypto, volumeKey: volumeKey, binding: binding)
+            legacy = derived
+            return derived
+        }
+        let log = VariableLog(device: device, crypto: crypto, keys: noKeys(binding), binding: binding,
+                              logSectors: try geometry(device))
         var superblocks: [(superblock: Superblock, keys: Keys)] = []
         var magics: [StoreVersion] = []
         for slot in 0..<2 {
-            let read = try log.readSuperblock(slot: slot, legacyKeys: legacy)
+            let read = try log.readSuperblock(slot: slot, legacyKeys: legacyKeys, known: superblocks.last?.keys)
             if let found = read.superblock { superblocks.append(found) }
             if let magic = read.magic { magics.append(magic) }
         }
