@@ -11,11 +11,20 @@ struct JournaledStore {
     private var pendingChanges: [JournalChange] = []
     /// Every variable the current step replaced or removed, before it did.
     private var undoLog: [UndoEntry] = []
-    /// A named struct rather than a tuple: an array of tuples is emptied through the runtime's
-    /// generic value witnesses, a few hundred instructions per request.
-    private struct UndoEntry {
-        let key: VariableKey
-        let previous: Variable?
+    /// What undoes one change: the variable it replaced or removed (which names its key), or
+    /// the key of one it created. (Not a tuple: an array of tuples is emptied through the
+    /// runtime's generic value witnesses, a few hundred instructions per request; and no key
+    /// beside a previous variable, whose own key it is: a reference count per request.)
+    private enum UndoEntry {
+        case restore(Variable)
+        case removeCreated(VariableKey)
+
+        var key: VariableKey {
+            switch self {
+            case .restore(let previous): return previous.key
+            case .removeCreated(let key): return key
+            }
+        }
     }
     /// While set, changes are made in memory only and neither journaled nor undoable (the
     /// Secure Boot variables rebuilt after the journal refused them).
@@ -85,7 +94,7 @@ struct JournaledStore {
         } catch {
             for entry in undoLog.reversed() {
                 if let current = store.remove(entry.key) { quota.subtract(current) }
-                if let previous = entry.previous { insertCharged(previous) }
+                if case .restore(let previous) = entry { insertCharged(previous) }
             }
             throw error
         }
@@ -113,7 +122,10 @@ struct JournaledStore {
     /// Notes a change for undo and, when it touches a non-volatile variable, for the journal.
     private mutating func record(_ key: VariableKey, previous: consuming Variable?, _ change: JournalChange?) {
         guard !suspended else { return }
-        undoLog.append(UndoEntry(key: key, previous: previous))
+        switch consume previous {
+        case .some(let variable): undoLog.append(.restore(variable))
+        case .none: undoLog.append(.removeCreated(key))
+        }
         if let change { pendingChanges.append(change) }
     }
 }
