@@ -50,7 +50,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if selector >= 250 {
             // The merge on its own: existing and appended halves of the body.
             let split = Int(attributeSelector) * body.count / 256
-            let merged = VariableService<Libcrypto, MemoryJournal>.appendableSignatures(existing: Array(body[..<split]), appended: body[split...])
+            let merged = VariableServiceState<Libcrypto, MemoryJournal>.appendableSignatures(existing: Array(body[..<split]), appended: body[split...])
             if let merged { precondition(merged.count <= body.count - split, "merge grew the append") }
             continue
         }
