@@ -202,14 +202,9 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
         try visible(key.name.isEmpty ? nil : variables.store.variable(for: key))
     }
 
-    /// GetVariable for a name as a request carries it: its UCS-2LE code units without the
-    /// terminator, already checked by `VariableName.validate`.
-    public func getVariable(guid: EFIGUID, name: Span<UInt8>) throws(EFIStatus) -> Variable {
-        try visible(name.isEmpty ? nil : variables.store.variable(guid: guid, name: name))
-    }
-
-    /// Where GetVariable finds a name as a request carries it (nil for the empty name, which
-    /// edk2 answers with EFI_NOT_FOUND); read it with `readVariable(at:_:)`.
+    /// Where GetVariable finds a name as a request carries it — its UCS-2LE code units without
+    /// the terminator, already checked by `VariableName.validate` — (nil for the empty name,
+    /// which edk2 answers with EFI_NOT_FOUND); read it with `readVariable(at:_:)`.
     func slot(guid: EFIGUID, name: Span<UInt8>) -> VariableStore.Slot? {
         name.isEmpty ? nil : variables.store.slot(guid: guid, name: name)
     }
@@ -251,15 +246,8 @@ public struct VariableServiceState<Crypto: AuthenticationCrypto, Journal: NonVol
         return try next(variables.store.successor(of: key, in: walk))
     }
 
-    /// GetNextVariableName for a name as a request carries it (see `getVariable(guid:name:)`).
-    public func nextVariable(afterGUID guid: EFIGUID, name: Span<UInt8>) throws(EFIStatus) -> Variable {
-        let walk = visibleWalk
-        if name.isEmpty { return try first(walk) }
-        return try next(variables.store.successor(guid: guid, name: name, in: walk))
-    }
-
-    /// GetNextVariableName for a name as a request carries it, by slot: the reply is written
-    /// from the store in place (`VariableStore.withName`).
+    /// GetNextVariableName for a name as a request carries it (see `slot(guid:name:)`), by
+    /// slot: the reply is written from the store in place (`VariableStore.withName`).
     func nextSlot(afterGUID guid: EFIGUID, name: Span<UInt8>) throws(EFIStatus) -> VariableStore.Slot {
         let walk = visibleWalk
         if name.isEmpty {
