@@ -151,7 +151,7 @@ struct MMMessage {
 
     /// `bytes[0 ..< count]` to `buffer[offset ..< offset + count]`; the callers checked both ranges.
     private mutating func copy(_ bytes: [UInt8], count: Int, to offset: Int) {
-        guard count > 0 else { return }
+        guard count > 0, count <= bytes.count, offset >= 0, offset <= buffer.count, count <= buffer.count - offset else { return }
         buffer.withUnsafeMutableBytes { target in
             bytes.withUnsafeBytes { source in
                 target.baseAddress!.advanced(by: offset).copyMemory(from: source.baseAddress!, byteCount: count)

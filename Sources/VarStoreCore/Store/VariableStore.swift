@@ -92,7 +92,11 @@ public struct VariableStore: Sendable {
         position(guid: guid, name: name).map { Slot(index: $0, generation: generation) }
     }
 
-    private func isValid(_ slot: Slot) -> Bool { slot.generation == generation }
+    /// A slot from this store's current generation. (The bounds are checked too: a slot from
+    /// another store, or a copy of this one, is then merely stale, never out of range.)
+    private func isValid(_ slot: Slot) -> Bool {
+        slot.generation == generation && slot.index >= 0 && slot.index < slots.count
+    }
 
     /// The key of the variable at `slot` (no copy of its data), unless the slot is stale.
     public func key(at slot: Slot) -> VariableKey? {
@@ -133,11 +137,12 @@ public struct VariableStore: Sendable {
     /// Precondition: a `hint` is where `variable`'s key was found (the service checks the key
     /// before it passes one).
     mutating func insert(_ variable: consuming Variable, at hint: Slot?) -> Variable? {
-        generation &+= 1
-        if let hint, hint.generation &+ 1 == generation {
+        if let hint, isValid(hint), slots[hint.index]?.attributes != nil {
+            generation &+= 1
             assert(slots[hint.index]?.key == variable.key, "a slot hint for another key")
             return replace(at: hint.index, with: variable)
         }
+        generation &+= 1
         let hash = hash(variable.key)
         let probe = find(hash) { $0.key == variable.key }
         // A replacement keeps its slot and index entry: one lookup, then it is relinked at the

@@ -38,6 +38,26 @@ import Testing
         #expect(store.count == 4)
     }
 
+    @Test func aSlotFromAnotherStoreIsStaleNotOutOfRange() {
+        // Two stores with the same number of changes: the big one's slot has the small one's
+        // generation but an index past its end.
+        var big = VariableStore(), small = VariableStore()
+        for name in ["A", "B", "C", "D"] { big.insert(variable(name)) }
+        // Two slots, four changes.
+        for name in ["W", "X"] { small.insert(variable(name)) }
+        small.replaceInPlace(variable("W", [2]))
+        small.replaceInPlace(variable("W", [3]))
+        let bytes = wire("D")
+        let slot = big.slot(guid: .globalVariable, name: bytes.span)!
+        #expect(small.key(at: slot) == nil)
+        #expect(small.variable(at: slot) == nil)
+        #expect(small.withData(at: slot) { _, data in data.count } == nil)
+        #expect(small.withName(at: slot) { _, units in units.count } == nil)
+        // An insert given it looks the key up instead.
+        small.insert(variable("D", [5]), at: slot)
+        #expect(small.all.map(\.name.text) == ["W", "X", "D"])
+    }
+
     @Test func anInsertAtAFreshSlotReplacesAsAPlainInsertDoes() {
         var viaSlot = VariableStore(), plain = VariableStore()
         for name in ["A", "B", "C"] {
