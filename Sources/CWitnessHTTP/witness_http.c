@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,12 +98,15 @@ static size_t collect(char *data, size_t size, size_t count, void *context) {
     memcpy(grown + sink->reply->length, data, bytes);
     sink->reply->body = grown;
     sink->reply->length += bytes;
+    grown[sink->reply->length] = 0;  // the body is also a C string
     return bytes;
 }
 
 int witness_http_exchange(const char *url, const char *content_type, const void *body, size_t body_length,
                           long timeout_ms, size_t body_limit, witness_http_reply *reply) {
     memset(reply, 0, sizeof *reply);
+    // Room for the terminator: length + bytes + 1 can then never wrap (collect's check).
+    if (body_limit > SIZE_MAX - 1) body_limit = SIZE_MAX - 1;
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
         snprintf(reply->error, sizeof reply->error, "only http and https URLs");
         return -1;

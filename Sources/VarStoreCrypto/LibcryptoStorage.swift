@@ -343,7 +343,7 @@ extension Libcrypto: StorageCrypto {
                         && EVP_CipherUpdate(context, output.baseAddress! + index, &length,
                                             input.baseAddress! + index, Int32(sectorBytes)) == 1
                         && EVP_CipherFinal_ex(context, output.baseAddress! + index + Int(length), &finalLength) == 1
-                        && Int(length + finalLength) == sectorBytes
+                        && Int(length) + Int(finalLength) == sectorBytes
                     index += sectorBytes
                     sector &+= 1
                 }

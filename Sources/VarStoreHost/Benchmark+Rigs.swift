@@ -102,17 +102,9 @@ extension Benchmark {
         func userModeRig() throws(EFIStatus) -> Rig {
             let rig = Rig(variables: 0)
             let unsigned = VariableAuthentication2.encode(timeStamp: EFITime(year: 2026, month: 1, day: 1), certificate: [])
-            try rig.service.setVariable(SecureBootVariable.kek, attributes: 0x27, data: unsigned + Self.x509List(kekCertificate))
-            try rig.service.setVariable(SecureBootVariable.pk, attributes: 0x27, data: unsigned + Self.x509List(pkCertificate))
+            try rig.service.setVariable(SecureBootVariable.kek, attributes: 0x27, data: unsigned + Enrollment.x509List(kekCertificate, owner: Rig.vendor))
+            try rig.service.setVariable(SecureBootVariable.pk, attributes: 0x27, data: unsigned + Enrollment.x509List(pkCertificate, owner: Rig.vendor))
             return rig
-        }
-
-        static func x509List(_ certificate: [UInt8]) -> [UInt8] {
-            var list = SignatureType.x509.wireBytes
-            LittleEndian.append(UInt32(28 + 16 + certificate.count), to: &list)
-            LittleEndian.append(UInt32(0), to: &list)
-            LittleEndian.append(UInt32(16 + certificate.count), to: &list)
-            return list + Rig.vendor.wireBytes + certificate
         }
     }
 }

@@ -126,19 +126,7 @@ public enum QEMUJSONStore {
     }
 
     /// Decodes hex (either case); nil for an odd length or a non-hex character.
-    public static func hexBytes(_ text: String) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 2)
-        var index = 0
-        while index < chars.count {
-            guard let high = Hex.nibble(chars[index]), let low = Hex.nibble(chars[index + 1]) else { return nil }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        return out
-    }
+    public static func hexBytes(_ text: String) -> [UInt8]? { Hex.bytes(text) }
 
     // MARK: Writing
 

@@ -45,7 +45,9 @@ final class Ledger: Sendable {
               let text = try? String(contentsOf: keysDirectory.appendingPathComponent(uuid + ".key"), encoding: .utf8) else {
             return nil
         }
-        return Hex.bytes(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        // A witness key is 32 bytes (spec/rollback.md); anything else provisions nothing.
+        guard let key = Hex.bytes(text.trimmingCharacters(in: .whitespacesAndNewlines)), key.count == 32 else { return nil }
+        return key
     }
 
     /// The highest witnessed state of `uuid`, or nil if it was never witnessed.
@@ -99,35 +101,6 @@ final class Ledger: Sendable {
         try database.write { db in
             try db.execute(sql: "INSERT INTO refusal (uuid, reason, bytes, received_at) VALUES (?, ?, ?, ?)",
                            arguments: [uuid, reason, Data(bytes), now])
-        }
-    }
-}
-
-enum Hex {
-    static func string(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef")
-        return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
-    }
-
-    static func bytes(_ text: String) -> [UInt8]? {
-        let characters = Array(text.utf8)
-        guard characters.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        var index = 0
-        while index < characters.count {
-            guard let high = nibble(characters[index]), let low = nibble(characters[index + 1]) else { return nil }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        return out
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import VarStoreCore
 
 /// The reference witness (spec/rollback.md, "HTTP API"): `varstore-witness serve`.
 @main

@@ -187,8 +187,9 @@ import VarStoreCrypto
         }
         #expect(try bytes("q2.img") == unfinished)
         try write(try with("{\"mandatory\":[\"a-future-feature\"]}"), "q3.img")
-        guard case .failure(.unsupportedHeader(let what)) = open("q3.img", key: volumeKey),
-              StorageError.unsupportedHeader(what) != .reencryptionInProgress else { Issue.record("an unknown requirement opened"); return }
+        guard case .failure(.unsupportedHeader) = open("q3.img", key: volumeKey) else {
+            Issue.record("an unknown requirement opened"); return
+        }
     }
 
     /// Edits the JSON of both LUKS2 headers and recomputes their checksums.

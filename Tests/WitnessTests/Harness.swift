@@ -218,14 +218,3 @@ struct Failure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
-
-enum Hex {
-    static func string(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-    static func bytes(_ text: String) -> [UInt8]? {
-        let characters = Array(text.utf8)
-        guard characters.count % 2 == 0 else { return nil }
-        return stride(from: 0, to: characters.count, by: 2).compactMap {
-            UInt8(String(decoding: characters[$0 ..< $0 + 2], as: UTF8.self), radix: 16)
-        }
-    }
-}

@@ -148,6 +148,7 @@ def main(binary):
     bad_input(binary)
     key_management(binary)
     operator_edges(binary)
+    witness_answers(binary)
     print("qtest session: every check passed")
 
 def bad_input(binary):
@@ -572,6 +573,59 @@ def secure_boot(binary):
     q.proc.stdin.close()
     q.proc.wait()
     print("qtest session: Secure Boot enrolled with signed updates; SecureBoot reads 1")
+
+def witness_answers(binary):
+    """`qtest --witness` against a stand-in witness whose `minimum` answer is not an anchor: each
+    must refuse to serve the image with a named reason (spec/rollback.md: an unknown image is
+    exactly generation 0 with a null digest). Once, a generation without a digest and numbers
+    outside UInt64 read as "no anchor" and the image was served."""
+    import http.server, threading
+    work = tempfile.mkdtemp(prefix="varstore-witness-answers-")
+    image, key = os.path.join(work, "vars.img"), os.path.join(work, "key")
+    write_secret(key, os.urandom(64))
+    subprocess.run([binary, "create", image, "--size", "1M", "--key-file", key], check=True, capture_output=True)
+    cases = [('{"minimum_generation":100,"digest":null}', "without a digest"),
+             ('{"minimum_generation":18446744073709551616,"digest":null}', "malformed minimum"),
+             ('{"minimum_generation":-1,"digest":null}', "malformed minimum"),
+             ('{"minimum_generation":1.5,"digest":null}', "malformed minimum"),
+             ('{"minimum_generation":true,"digest":null}', "malformed minimum"),
+             ('{"minimum_generation":0,"digest":"00"}', "with a digest for an unknown image"),
+             ('{"minimum_generation":0,"digest":null}', None)]
+    for answer, reason in cases:
+        body = answer.encode()
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def do_POST(self):
+                # Reports are recorded (the unknown image's first state is reported at open).
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+            def log_message(self, *arguments):
+                pass
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            result = subprocess.run([binary, "qtest", "--image", image, "--key-file", key,
+                                     "--witness", f"http://127.0.0.1:{server.server_address[1]}"],
+                                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        finally:
+            server.shutdown()
+            server.server_close()
+        if reason is None:
+            assert result.returncode == 0, (answer, result.stderr)
+        else:
+            assert result.returncode == 1 and reason in result.stderr, (answer, result.returncode, result.stderr)
+    result = subprocess.run([binary, "qtest", "--image", image, "--key-file", key, "--witness", "ftp://127.0.0.1:1"],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "http://HOST:PORT or https://" in result.stderr, result.stderr
+    print(f"qtest session: {len(cases) - 1} witness answers that are no anchor refused; an unknown image's opens; ftp refused")
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -122,6 +122,22 @@ public enum Hex {
 
     static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
+    /// Contiguous hex digits (either case) as bytes; nil for an odd count or any other
+    /// character (no sign, no prefix, no spaces).
+    public static func bytes(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count / 2)
+        var index = 0
+        while index < chars.count {
+            guard let high = nibble(chars[index]), let low = nibble(chars[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        return out
+    }
+
     /// `value` as exactly `digits` lowercase hex digits.
     public static func string(_ value: UInt64, digits count: Int) -> String {
         var chars: [UInt8] = []

@@ -46,10 +46,11 @@ extension VariableLog {
               let sealedBody = crypto.sealAES256GCM(prepared: bodyKey, nonce: bodyNonce[...], additionalData: header[...],
                                                     plaintext: body[...]) else { throw .invalidGeometry("sealing failed") }
         let record = header + sealedBody
+        let nextDigest = try chain(digest, record[...])
         writtenInStep.append(at)
         try writeSectors(record, atSegmentSector: Self.superblockSectors + at)
         generation = nextGeneration
-        digest = chain(digest, record[...])
+        digest = nextDigest
         head = placed.head
         used = placed.used
         return at
@@ -59,8 +60,12 @@ extension VariableLog {
 
     /// D = SHA-256(`varstore chain v1` ‖ previous D ‖ the record's bytes as written), hashed
     /// where the parts lie.
-    func chain(_ previous: [UInt8], _ record: ArraySlice<UInt8>) -> [UInt8] {
-        crypto.sha256(concatenating: [Self.chainLabel[...], previous[...], record])
+    func chain(_ previous: [UInt8], _ record: ArraySlice<UInt8>) throws(StorageError) -> [UInt8] {
+        let next = crypto.sha256(concatenating: [Self.chainLabel[...], previous[...], record])
+        // A digest libcrypto failed to compute would end the chain early on replay, or make a
+        // record that can never be read back: it is an error of the platform, not a state.
+        guard next.count == 32 else { throw .flash(.ioError) }
+        return next
     }
 
     func headerAAD(_ logSector: UInt64) -> [UInt8] {
@@ -255,7 +260,7 @@ extension VariableLog {
                 throw .tampered("a record group's parts are out of order")
             }
             generation = found.header.generation
-            digest = chain(digest, found.bytes)
+            digest = try chain(digest, found.bytes)
             position += found.header.sectors
             if position == logSectors { position = 0 }
             if position == tail { break }

@@ -19,6 +19,11 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Requests (image opens for `open`) the profiled workload runs.", visibility: .hidden))
     var requests = 100_000
 
+    func validate() throws {
+        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        guard requests >= 0 else { throw ValidationError("--requests must not be negative") }
+    }
+
     func run() throws {
         if let profile {
             Benchmark.profile(profile, requests: requests)

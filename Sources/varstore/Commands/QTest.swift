@@ -35,7 +35,12 @@ struct QTest: ParsableCommand {
     func validate() throws {
         if json != nil && image.path != nil { throw ValidationError("--json and --image are alternatives") }
         if witness != nil && image.path == nil { throw ValidationError("--witness needs --image") }
-        if let witness, URL(string: witness)?.host == nil { throw ValidationError("--witness needs an http://HOST:PORT URL") }
+        if let witness {
+            guard let url = URL(string: witness), url.host != nil,
+                  ["http", "https"].contains(url.scheme?.lowercased() ?? "") else {
+                throw ValidationError("--witness needs an http://HOST:PORT or https:// URL")
+            }
+        }
     }
 
     func run() throws {
@@ -108,7 +113,12 @@ struct QTest: ParsableCommand {
                                          return false
                                      })
         if witnessed.isPending, !witnessed.reportPending(), let status = client.lastStatus {
-            throw ValidationError("forked: the witness refused the image's state at generation \(log.generation) (HTTP \(status): \(client.lastBody))")
+            // 409 is the witness's "another state at this generation" (spec/rollback.md); any
+            // other refusal is not evidence of a fork.
+            if status == 409 {
+                throw ValidationError("forked: the witness refused the image's state at generation \(log.generation) (HTTP 409: \(client.lastBody))")
+            }
+            throw ValidationError("the witness refused the image's state at generation \(log.generation) (HTTP \(status): \(client.lastBody))")
         }
         return HostJournal(.witnessedImage(witnessed))
     }
